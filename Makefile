@@ -1,0 +1,45 @@
+# 导诊助手: two commands from a fresh machine, `make run` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+# A portable llama.cpp build (no -march=native), so the wheel pip caches runs on any x86-64.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF
+export HF_HUB_OFFLINE := 1
+TEXT ?= 孩子发烧三天，咳嗽有痰
+DEV  ?= ../shared/eval/dev.jsonl
+
+.PHONY: install run demo test lint eval bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel setuptools
+
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
+	# torch first and pinned: the CPU build; a bare requirement would pull a CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[embeddings,test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/triage run
+
+demo: install
+	$(BIN)/triage demo "$(TEXT)"
+
+lint: install
+	$(BIN)/ruff check triage tests
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/python -m pytest
+
+eval: install
+	$(BIN)/triage eval --dev $(DEV) --output eval/results.json
+
+bench: install
+	$(BIN)/triage bench --output bench/results.json
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

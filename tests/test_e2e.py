@@ -1,0 +1,97 @@
+"""The whole path on real parts: signed push → gunicorn/Flask → Redis → Celery worker
+→ llama.cpp model → customer-service message at the fake WeChat API."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+import requests
+
+from triage.guardrails import AI_LABEL, NOTICE
+from triage.wechat.crypto import PushCrypto
+from triage.wechat.pusher import message_fields, push, replies_for, wait_for_replies
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture()
+def crypto(stack) -> PushCrypto:
+    s = stack.settings
+    return PushCrypto(s.wechat_token, s.wechat_aes_key, s.wechat_appid)
+
+
+@pytest.fixture()
+def openid() -> str:
+    return "o_e2e_" + secrets.token_hex(6)
+
+
+def fail(stack, endpoint: str, **how) -> None:
+    requests.post(stack.fake_url + "_fake/fail", json={"endpoint": endpoint, **how}, timeout=5).raise_for_status()
+
+
+def calls(stack, endpoint: str, touser: str) -> int:
+    found = requests.get(stack.fake_url + "_fake/calls", timeout=5).json()
+    return sum(1 for c in found if c["endpoint"] == endpoint and (c["payload"] or {}).get("touser") == touser)
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+def test_encrypted_push_gets_exactly_one_reply(stack, crypto, openid, fmt):
+    response = push(stack.web_url, crypto, message_fields(openid, "孩子发烧三天，咳嗽有痰"), fmt=fmt)
+    assert response.status_code == 200 and response.text == "success"
+    found = wait_for_replies(stack.fake_url, openid, 1, timeout=90)
+    assert len(found) == 1
+    content = found[0]["text"]["content"]
+    assert "建议科室：小儿内科" in content or "建议科室：儿科" in content
+    assert AI_LABEL in content and NOTICE in content
+    time.sleep(1.0)
+    assert len(replies_for(stack.fake_url, openid)) == 1
+
+
+def test_same_push_three_times_gets_one_reply(stack, crypto, openid):
+    fields = message_fields(openid, "最近总是胃疼，吃完饭胀气")
+    for _ in range(3):
+        assert push(stack.web_url, crypto, fields).text == "success"
+    assert len(wait_for_replies(stack.fake_url, openid, 1, timeout=90)) == 1
+    time.sleep(1.5)
+    assert len(replies_for(stack.fake_url, openid)) == 1
+
+
+def test_red_flag_is_answered_from_the_rule(stack, crypto, openid):
+    push(stack.web_url, crypto, message_fields(openid, "我爸突然胸口剧痛，满头大汗"))
+    content = wait_for_replies(stack.fake_url, openid, 1, timeout=60)[0]["text"]["content"]
+    assert "120" in content and NOTICE in content
+
+
+def test_expired_token_is_refreshed_once_and_the_message_resent(stack, crypto, openid):
+    fail(stack, "message/custom/send", errcode=40001, times=1)
+    push(stack.web_url, crypto, message_fields(openid, "牙疼好几天了"))
+    found = wait_for_replies(stack.fake_url, openid, 1, timeout=60)
+    assert len(found) == 1 and "口腔科" in found[0]["text"]["content"]
+
+
+def test_system_errors_are_retried_with_backoff(stack, crypto, openid):
+    fail(stack, "message/custom/send", errcode=-1, times=2)
+    push(stack.web_url, crypto, message_fields(openid, "眼睛红肿发痒"))
+    found = wait_for_replies(stack.fake_url, openid, 1, timeout=60)
+    assert len(found) == 1
+    assert calls(stack, "message/custom/send", openid) == 3  # two failures, one success
+
+
+def test_closed_window_is_not_retried(stack, crypto, openid):
+    fail(stack, "message/custom/send", errcode=45015, times=1)
+    push(stack.web_url, crypto, message_fields(openid, "膝盖疼"))
+    deadline = time.monotonic() + 60
+    while calls(stack, "message/custom/send", openid) < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(5)  # longer than the first backoff: a retry would have happened by now
+    assert calls(stack, "message/custom/send", openid) == 1
+    assert replies_for(stack.fake_url, openid) == []
+
+
+def test_image_message_gets_a_kind_text_request(stack, crypto, openid):
+    fields = {**message_fields(openid, ""), "MsgType": "image", "PicUrl": "http://x/y.jpg", "MediaId": "m"}
+    push(stack.web_url, crypto, fields)
+    content = wait_for_replies(stack.fake_url, openid, 1, timeout=60)[0]["text"]["content"]
+    assert "文字" in content and NOTICE in content

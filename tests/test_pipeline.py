@@ -1,0 +1,76 @@
+"""The engine and the pipeline on the shipped knowledge base and the real GGUF model."""
+
+from __future__ import annotations
+
+import pytest
+
+from triage.guardrails import AI_LABEL, NOTICE, violations
+from triage.pipeline import TriagePipeline
+from triage.sessions import SessionStore
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("孩子发烧三天，咳嗽有痰", "儿科"),
+        ("最近老是拉肚子，一天好几次", "消化内科"),
+        ("牙龈出血，刷牙的时候特别明显", "口腔科"),
+        ("眼睛看东西模糊，有重影", "眼科"),
+        ("膝盖疼，上下楼梯更厉害", "骨科"),
+        ("月经推迟了十几天，肚子有点胀", "妇科"),
+        ("最近心情低落，晚上睡不着，对什么都没兴趣", "精神心理科"),
+        ("脸上长了很多痘痘", "皮肤科"),
+        ("耳朵嗡嗡响，听力下降", "耳鼻喉科"),
+        ("尿频尿急，排尿的时候疼", "泌尿外科"),
+    ],
+)
+def test_common_complaints_reach_the_right_department(engine, text, canonical):
+    result = engine.triage(text)
+    assert result.red_flag is None
+    top3 = [c.canonical for c in result.decision.departments]
+    assert canonical in top3, (text, top3)
+    assert AI_LABEL in result.reply and NOTICE in result.reply
+    assert violations(result.reply) == []
+
+
+def test_every_answer_names_the_patients_own_words(engine):
+    result = engine.triage("最近总是心口疼，还反酸烧心")
+    assert result.decision.departments[0].evidence
+    assert "「" in result.decision.reason
+
+
+def test_red_flag_answers_from_the_rule_without_the_model(engine):
+    result = engine.triage("我爸突然胸口剧痛，满头大汗，左胳膊也麻")
+    assert result.red_flag is not None and result.decision is None
+    assert "120" in result.reply and NOTICE in result.reply
+    assert "model" not in result.timings
+
+
+def test_age_and_sex_are_hard_constraints(engine):
+    man = engine.triage("下腹疼，小便不舒服", sex="男")
+    assert all(c.canonical not in ("妇科", "产科") for c in man.decision.departments)
+    child = engine.triage("咳嗽，有痰，喉咙痒", age_years=5)
+    assert child.decision.departments[0].canonical == "儿科"
+    pregnant = engine.triage("怀孕20周，肚子隐隐作痛", sex="女")
+    assert pregnant.decision.departments[0].canonical == "产科" or pregnant.red_flag is not None
+
+
+def test_model_is_used_and_a_dead_model_falls_back_to_retrieval(engine):
+    assert engine.triage("头晕头疼，血压有点高").decision.source == "model-score"
+    model = engine.decider.model
+    model.close()
+    try:
+        result = engine.triage("头晕头疼，血压有点高")
+        assert result.decision.source == "retrieval" and result.decision.departments
+    finally:
+        model.load()
+
+
+def test_pipeline_keeps_the_conversation_in_a_session(engine, redis_client):
+    pipeline = TriagePipeline(engine, SessionStore(redis_client, ttl_s=60))
+    pipeline.handle_text("user-ref-1", "孩子3岁")
+    result = pipeline.handle_text("user-ref-1", "咳嗽有痰，发烧")
+    assert result.facts.age_years == 3
+    assert result.decision.departments[0].canonical == "儿科"
+    session = SessionStore(redis_client).load("user-ref-1")
+    assert session["turns"] == 2 and 0 < redis_client.ttl("triage:session:user-ref-1") <= 60

@@ -1,0 +1,166 @@
+"""The ``triage`` command: run, demo, predict, eval, bench, settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from triage.config import Settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@click.group()
+def main() -> None:
+    """导诊助手 command line."""
+
+
+@main.command()
+@click.option("--workers", default=None, type=int, help="Celery worker processes (default: setting).")
+def run(workers: int | None) -> None:
+    """Start Redis, the fake WeChat API, a Celery worker with the model, and the web app."""
+    from triage.llm import default_model_path
+    from triage.stack import Stack
+
+    settings = Settings()
+    if settings.model_path is None and settings.model_mode != "off":
+        click.echo("准备模型文件 (Gemma 3 270M Q4_K_M) ...")
+        default_model_path(settings.instance_dir)
+    stack = Stack(settings, persistent=True, worker_concurrency=workers or settings.worker_concurrency)
+    stopping = False
+
+    def _stop(*_args: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            click.echo("\n正在停止 ...")
+            stack.stop()
+            sys.exit(0)
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    click.echo("启动中：Redis、模拟微信接口、Celery 工作进程（加载模型）、Web 服务 ...")
+    try:
+        stack.start()
+    except Exception as exc:
+        stack.stop()
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"""
+导诊助手已启动
+  消息推送地址 (webhook): {stack.web_url}/wechat/push
+  模拟微信接口:           {stack.fake_url}
+  Redis:                  {stack.redis_url}
+试一试（另开一个终端）:
+  make demo TEXT="孩子发烧三天，咳嗽有痰"
+按 Ctrl-C 停止。
+"""
+    )
+    while True:
+        for name, proc in stack.processes.items():
+            if proc.poll() is not None:
+                click.echo(f"{name} 已退出 (code {proc.returncode})，正在停止", err=True)
+                _stop()
+        time.sleep(1)
+
+
+@main.command()
+@click.argument("text")
+@click.option("--web", default=None, help="Web app URL (default: http://127.0.0.1:<web_port>).")
+@click.option("--fmt", type=click.Choice(["xml", "json"]), default="xml")
+@click.option("--plain", is_flag=True, help="Plain mode instead of AES safe mode.")
+@click.option("--openid", default=None, help="Sender openid (default: a fixed demo user).")
+@click.option("--timeout", default=60.0, help="Seconds to wait for the reply.")
+def demo(text: str, web: str | None, fmt: str, plain: bool, openid: str | None, timeout: float) -> None:
+    """Push TEXT as WeChat would and print the customer-service reply."""
+    from triage.wechat.crypto import PushCrypto
+    from triage.wechat.pusher import message_fields, push, replies_for, wait_for_replies
+
+    settings = Settings()
+    web = web or f"http://127.0.0.1:{settings.web_port}"
+    openid = openid or "o_demo_patient_0001"
+    crypto = PushCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
+    before = len(replies_for(settings.wechat_api_base, openid))
+    response = push(web, crypto, message_fields(openid, text), fmt=fmt, encrypted=not plain)
+    click.echo(f"推送: HTTP {response.status_code} {response.text!r}")
+    if response.status_code != 200:
+        raise SystemExit(1)
+    started = time.monotonic()
+    found = wait_for_replies(settings.wechat_api_base, openid, before + 1, timeout)
+    if len(found) <= before:
+        raise click.ClickException(f"{timeout:.0f} 秒内没有收到回复")
+    click.echo(f"回复 ({time.monotonic() - started:.2f} s):\n")
+    click.echo(found[before]["text"]["content"])
+
+
+@main.command()
+@click.option("--input", "inp", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--output", "out", required=True, type=click.Path(path_type=Path))
+@click.option("--no-llm", is_flag=True, help="Retrieval and rules only.")
+@click.option("--processes", default=None, type=int, help="Worker processes (default: up to 2).")
+def predict(inp: Path, out: Path, no_llm: bool, processes: int | None) -> None:
+    """Single-turn department prediction for a JSONL file of complaints."""
+    from triage.predict import predict_file
+
+    stats = predict_file(Settings(), inp, out, use_model=not no_llm, processes=processes)
+    click.echo(json.dumps(stats, ensure_ascii=False), err=True)
+
+
+@main.command("eval")
+@click.option("--dev", "dev", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--output", "out", default=Path("eval/results.json"), type=click.Path(path_type=Path))
+@click.option("--modes", default="retrieval,score", help="Comma list of: retrieval, score, generate.")
+def evaluate(dev: Path, out: Path, modes: str) -> None:
+    """Run predict on a labelled set in each mode and write accuracy JSON."""
+    from triage.predict import predict_file, score
+
+    results: dict[str, dict] = {}
+    for mode in [m.strip() for m in modes.split(",") if m.strip()]:
+        settings = Settings(model_mode="score" if mode == "retrieval" else mode)
+        pred_path = out.parent / f"pred-{mode}.jsonl"
+        stats = predict_file(settings, dev, pred_path, use_model=mode != "retrieval")
+        results[mode] = {**score(dev, pred_path), **stats}
+        click.echo(f"{mode}: {json.dumps(results[mode], ensure_ascii=False)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    click.echo(f"written {out}")
+
+
+@main.command()
+@click.option("--output", "out", default=Path("bench/results.json"), type=click.Path(path_type=Path))
+@click.option("--pushes", default=1000, help="Signed pushes for the acknowledgement benchmark.")
+@click.option("--concurrency", default=8, help="Concurrent senders for the acknowledgement benchmark.")
+@click.option("--complaints", default=20, help="Complaints for the message-to-reply benchmark.")
+def bench(out: Path, pushes: int, concurrency: int, complaints: int) -> None:
+    """Webhook acknowledgement latency and message-to-reply latency; writes JSON."""
+    from triage.bench import run_bench
+
+    results = run_bench(Settings(), pushes=pushes, concurrency=concurrency, complaints=complaints)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    click.echo(json.dumps(results, ensure_ascii=False, indent=2))
+
+
+@main.command("settings")
+def show_settings() -> None:
+    """Print the settings table (Markdown) for the README."""
+    click.echo("| variable | type | default | description |\n|---|---|---|---|")
+    for name, field in Settings.model_fields.items():
+        default = field.default if not callable(field.default_factory) else "(computed)"
+        if isinstance(default, Path):
+            default = os.path.relpath(default, Path.cwd()) if default.is_absolute() else default
+        click.echo(f"| `TRIAGE_{name.upper()}` | {_type_name(field.annotation)} | `{default}` | {field.description} |")
+
+
+def _type_name(annotation: object) -> str:
+    return str(annotation).replace("typing.", "").replace("pathlib.", "").replace("<class '", "").replace("'>", "").replace(" | ", " or ")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The triage knowledge base: schema, loading and validation."""

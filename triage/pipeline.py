@@ -1,0 +1,114 @@
+"""The triage pipeline, one readable flow:
+
+    lock → session → red flags → retrieve → LLM → validate → reply → save
+
+It imports neither Flask nor Celery (an import-linter contract keeps it so):
+stores, the model and the knowledge base are passed in, so the same code runs
+in the worker, in ``triage predict`` and in the benchmarks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from triage import replies
+from triage.decision import Decider, Decision, reason_for
+from triage.guardrails import is_safe
+from triage.knowledge.loader import KnowledgeBase
+from triage.patient import PatientFacts, read_facts
+from triage.redflags import RedFlagHit, RedFlagRules
+from triage.retrieval.hybrid import Retriever
+from triage.sessions import SessionStore
+
+MAX_COMPLAINT_CHARS = 1000
+
+
+@dataclass
+class TriageResult:
+    reply: str
+    decision: Decision | None
+    red_flag: RedFlagHit | None
+    facts: PatientFacts
+    kb_version: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_prediction(self, row_id: Any) -> dict[str, Any]:
+        """The ``triage predict`` output row."""
+        departments = self.decision.departments if self.decision else ()
+        return {
+            "id": row_id,
+            "departments": [{"name": c.name, "canonical": c.canonical} for c in departments],
+            "urgency": "emergency" if self.red_flag else (self.decision.urgency if self.decision else "routine"),
+            "red_flag": self.red_flag.rule_id if self.red_flag else None,
+            "reason": self.red_flag.name if self.red_flag else (self.decision.reason if self.decision else ""),
+        }
+
+
+class TriageEngine:
+    """Everything that depends on one knowledge-base version, built once and shared."""
+
+    def __init__(self, kb: KnowledgeBase, retriever: Retriever, red_flags: RedFlagRules, decider: Decider) -> None:
+        self.kb = kb
+        self.retriever = retriever
+        self.red_flags = red_flags
+        self.decider = decider
+
+    def triage(
+        self, text: str, age_years: float | None = None, sex: str | None = None, use_model: bool = True
+    ) -> TriageResult:
+        """Red flags → retrieve → LLM → validate → reply, for one complaint."""
+        timings: dict[str, float] = {}
+        text = text[:MAX_COMPLAINT_CHARS]
+        facts = read_facts(text, age_years, sex)
+
+        started = time.perf_counter()
+        hit = self.red_flags.check(text, age_years=facts.age_years, sex=facts.sex)
+        timings["red_flags"] = time.perf_counter() - started
+        if hit is not None:  # answered from the rule's template; the model is never consulted
+            return TriageResult(hit.reply, None, hit, facts, self.kb.version, timings)
+
+        started = time.perf_counter()
+        candidates = self.retriever.retrieve(text, limit=10)
+        timings["retrieve"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        decision = self.decider.decide(text, candidates, facts, use_model=use_model)
+        timings["model"] = time.perf_counter() - started
+
+        reply = replies.recommendation(decision, self.kb)
+        if not is_safe(reply):  # validate: a model-written reason that breaks a rule is replaced
+            top = decision.departments[0] if decision.departments else None
+            decision = Decision(decision.departments, decision.urgency, reason_for(top), "validated")
+            reply = replies.recommendation(decision, self.kb)
+        return TriageResult(reply, decision, None, facts, self.kb.version, timings)
+
+
+class TriagePipeline:
+    """The conversational wrapper: per-user lock and session around the engine."""
+
+    def __init__(self, engine: TriageEngine, sessions: SessionStore, lock_ttl_s: int = 60) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.lock_ttl_s = lock_ttl_s
+
+    def handle_text(self, user: str, text: str) -> TriageResult:
+        with self.sessions.lock(user, ttl_s=self.lock_ttl_s):  # lock
+            session = self.sessions.load(user)  # session
+            history = session.get("complaint", "")
+            complaint = f"{history}，{text}" if history else text
+            result = self.engine.triage(  # red flags → retrieve → LLM → validate → reply
+                complaint[-MAX_COMPLAINT_CHARS:], session.get("age"), session.get("sex")
+            )
+            session.update(
+                complaint=complaint[-MAX_COMPLAINT_CHARS:],
+                age=result.facts.age_years,
+                sex=result.facts.sex,
+                turns=session.get("turns", 0) + 1,
+                last_departments=[c.name for c in result.decision.departments] if result.decision else [],
+                red_flag=result.red_flag.rule_id if result.red_flag else None,
+                kb_version=result.kb_version,
+            )
+            self.sessions.save(user, session)  # save
+            return result

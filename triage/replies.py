@@ -1,0 +1,50 @@
+"""Everything the patient reads, in Simplified Chinese, always with the AI label and notice."""
+
+from __future__ import annotations
+
+from triage.decision import Decision
+from triage.guardrails import AI_LABEL, with_footer
+from triage.knowledge.loader import KnowledgeBase
+
+URGENCY_TEXT = {
+    "emergency": "紧急：请立即拨打120，或马上到最近医院的急诊科",
+    "urgent": "较急：建议今天就医",
+    "routine": "一般：建议预约门诊就诊",
+    "self_care": "可先居家观察",
+}
+NEXT_STEP = {
+    "emergency": "请不要等待线上回复，立即就医。",
+    "urgent": "建议今天挂号就诊；如症状明显加重，请直接去急诊科。",
+    "routine": "可在小程序中预约挂号，就诊时带上既往病历和检查报告。",
+    "self_care": "注意休息、多饮水、观察变化；如出现高热不退、剧烈疼痛、呼吸困难或症状持续加重，请及时就医。",
+}
+FALLBACK = with_footer(
+    f"【{AI_LABEL}】抱歉，系统暂时繁忙，未能完成分诊。\n"
+    "如症状严重或突然加重，请立即拨打120或到最近医院的急诊科；其他情况可到医院导诊台咨询，或稍后再发消息。"
+)
+IMAGE_REPLY = with_footer(
+    f"【{AI_LABEL}】已收到您的图片。目前我还看不懂图片，请用文字描述一下哪里不舒服、持续多久了，我来帮您推荐科室。"
+)
+WELCOME = with_footer(
+    f"【{AI_LABEL}】您好，我是医院的智能导诊助手。请用一两句话描述哪里不舒服、持续多久了，"
+    "例如：“孩子发烧三天，咳嗽有痰”。"
+)
+EMPTY_TEXT = with_footer(f"【{AI_LABEL}】请用文字描述一下您的不适症状，我来帮您推荐合适的科室。")
+
+
+def recommendation(decision: Decision, kb: KnowledgeBase) -> str:
+    if not decision.departments:
+        return with_footer(f"【{AI_LABEL}】{decision.reason}")
+    top = decision.departments[0]
+    dept = kb.by_id.get(top.dept_id)
+    lines = [f"【{AI_LABEL}】", f"建议科室：{top.name}"]
+    if dept and (dept.location or dept.hours):
+        where = "；".join(x for x in (dept.location and f"位置：{dept.location}", dept.hours and f"时间：{dept.hours}") if x)
+        lines.append(where)
+    lines.append(f"紧急程度：{URGENCY_TEXT[decision.urgency]}")
+    lines.append(f"理由：{decision.reason}")
+    others = [c.name for c in decision.departments[1:3]]
+    if others:
+        lines.append(f"也可考虑：{'、'.join(others)}")
+    lines.append(f"下一步：{NEXT_STEP[decision.urgency]}")
+    return with_footer("\n".join(lines))

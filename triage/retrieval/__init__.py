@@ -1,0 +1,1 @@
+"""Hybrid retrieval of departments: dictionary terms, jieba + BM25, and dense embeddings."""

@@ -1,0 +1,121 @@
+"""Fuse dictionary matches, BM25 and dense similarity into one ranked list of departments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from triage.knowledge.loader import KnowledgeBase
+from triage.retrieval.bm25 import BM25
+from triage.retrieval.embedder import Embedder, cached_passages
+from triage.retrieval.terms import TermMatcher
+from triage.retrieval.text import Tokenizer
+
+
+@dataclass(frozen=True)
+class Candidate:
+    dept_id: str
+    name: str
+    canonical: str
+    score: float
+    evidence: tuple[str, ...] = ()
+    parts: dict[str, float] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class FusionWeights:
+    """Relative weight of each signal after normalisation (chosen on the dev set, see README)."""
+
+    terms: float = 1.0
+    bm25: float = 0.3
+    dense: float = 0.8
+
+
+class Retriever:
+    """Built once per knowledge-base version; immutable afterwards, so threads can share it."""
+
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        embedder: Embedder | None = None,
+        cache_dir: Path | None = None,
+        weights: FusionWeights = FusionWeights(),
+    ) -> None:
+        self.kb = kb
+        self.weights = weights
+        self.matcher = TermMatcher(kb)
+        words = [s for d in kb.departments for e in d.entries for s in (e.term, *e.aliases)]
+        self.tokenizer = Tokenizer(words)
+        self.bm25 = BM25({d.id: self._department_tokens(d) for d in kb.departments})
+        self.embedder = embedder
+        self._entry_dept: list[str] = []
+        texts: list[str] = []
+        for d in kb.departments:
+            for e in d.entries:
+                texts.append(f"{e.term}：{'、'.join(e.aliases[:8])}" if e.aliases else e.term)
+                self._entry_dept.append(d.id)
+        self._dept_index = {d.id: i for i, d in enumerate(kb.departments)}
+        self._entry_dept_idx = np.array([self._dept_index[i] for i in self._entry_dept])
+        self._entry_vectors = cached_passages(embedder, texts, cache_dir) if embedder else None
+
+    def _department_tokens(self, dept) -> list[str]:
+        tokens: list[str] = []
+        for e in dept.entries:
+            for surface in (e.term, *e.aliases):
+                tokens.extend(self.tokenizer.tokens(surface))
+        return tokens
+
+    def dense_scores(self, text: str) -> dict[str, float]:
+        if self.embedder is None or self._entry_vectors is None or not len(self._entry_vectors):
+            return {}
+        q = self.embedder.embed_queries([text])[0]
+        sims = self._entry_vectors @ q
+        best = np.full(len(self.kb.departments), -1.0, dtype=np.float32)
+        np.maximum.at(best, self._entry_dept_idx, sims)
+        return {d.id: float(best[i]) for i, d in enumerate(self.kb.departments)}
+
+    def retrieve(self, text: str, limit: int = 8) -> list[Candidate]:
+        tokens = self.tokenizer.tokens(text)
+        matches = self.matcher.match(text, set(tokens))
+        parts = {
+            "terms": self.matcher.scores(matches),
+            "bm25": self.bm25.scores(tokens),
+            "dense": self.dense_scores(text),
+        }
+        fused: dict[str, float] = {}
+        for name, scores in parts.items():
+            weight = getattr(self.weights, name)
+            for dept_id, value in _normalise(scores, dense=name == "dense").items():
+                fused[dept_id] = fused.get(dept_id, 0.0) + weight * value
+        evidence: dict[str, list[str]] = {}
+        for m in matches:
+            for p in m.postings:
+                label = m.surface if m.surface == p.term else f"{m.surface}→{p.term}"
+                evidence.setdefault(p.dept_id, []).append(label)
+        ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]
+        return [
+            Candidate(
+                dept_id=dept_id,
+                name=self.kb.by_id[dept_id].name,
+                canonical=self.kb.by_id[dept_id].canonical,
+                score=round(score, 4),
+                evidence=tuple(dict.fromkeys(evidence.get(dept_id, ()))),
+                parts={k: round(v.get(dept_id, 0.0), 4) for k, v in parts.items()},
+            )
+            for dept_id, score in ranked
+        ]
+
+
+def _normalise(scores: dict[str, float], dense: bool) -> dict[str, float]:
+    """Sparse signals are scaled by their best value; dense cosines are min-max scaled,
+    because every department has some similarity to any text."""
+    if not scores:
+        return {}
+    hi, lo = max(scores.values()), min(scores.values())
+    if hi <= 0 or (dense and hi == lo):
+        return {}
+    if dense:
+        return {k: (v - lo) / (hi - lo) for k, v in scores.items()}
+    return {k: max(0.0, v) / hi for k, v in scores.items()}

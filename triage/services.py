@@ -1,0 +1,59 @@
+"""Build the engine's parts from settings. One place decides what is loaded where:
+the worker calls :func:`build_engine` after the fork; the CLI calls it directly."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from triage.config import Settings
+from triage.decision import Decider
+from triage.knowledge.loader import KnowledgeBase
+from triage.llm import LanguageModel, ModelConfig, ModelUnavailable, default_model_path
+from triage.pipeline import TriageEngine
+from triage.redflags import RedFlagRules
+from triage.retrieval.embedder import make_embedder
+from triage.retrieval.hybrid import Retriever
+
+log = logging.getLogger(__name__)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
+
+
+def build_model(settings: Settings) -> LanguageModel | None:
+    if settings.model_mode == "off":
+        return None
+    path = settings.model_path or default_model_path(settings.instance_dir)
+    config = ModelConfig(
+        path=Path(path),
+        chat_format=settings.chat_format,
+        n_ctx=settings.n_ctx,
+        n_threads=settings.n_threads,
+        n_threads_batch=settings.n_threads_batch,
+        n_gpu_layers=settings.n_gpu_layers,
+        timeout_s=settings.model_timeout_s,
+    )
+    model = LanguageModel(config)
+    try:
+        model.load()
+    except ModelUnavailable as exc:  # the service still answers from retrieval
+        log.error("model unavailable, answering from retrieval: %s", exc)
+    return model
+
+
+def build_engine(
+    settings: Settings, kb: KnowledgeBase | None = None, model: LanguageModel | None = None
+) -> TriageEngine:
+    kb = kb or KnowledgeBase.load(settings.knowledge_dir)
+    embedder = make_embedder(settings.embedder, settings.embedder_path)
+    retriever = Retriever(kb, embedder, cache_dir=settings.instance_dir / "cache")
+    red_flags = RedFlagRules.from_dict(kb.red_flags)
+    decider = Decider(
+        kb,
+        model,
+        mode=settings.model_mode,
+        model_weight=settings.model_weight,
+        top_k=settings.top_k,
+        child_age=settings.child_age,
+    )
+    return TriageEngine(kb, retriever, red_flags, decider)

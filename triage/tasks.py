@@ -1,0 +1,98 @@
+"""Celery tasks. They receive ids and small fields, never objects.
+
+A message is answered at most once: the reply is computed once and cached by
+message key, and a "sent" marker is written after WeChat accepted it, so a
+redelivery (worker killed after sending) or a send retry never repeats work
+or messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import shared_task
+
+from triage import replies
+from triage.privacy import user_ref
+from triage.runtime import runtime
+from triage.wechat.client import WeChatSendError
+from triage.wechat.parser import IncomingMessage
+
+log = logging.getLogger(__name__)
+RESULT_TTL_S = 24 * 3600
+
+
+def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
+    """The reply text for one message, and facts for the log (no complaint text)."""
+    if message.msg_type == "event":
+        return replies.WELCOME, {"kind": "welcome"}
+    if message.msg_type == "image":
+        return replies.IMAGE_REPLY, {"kind": "image"}
+    if message.msg_type == "miniprogrampage":
+        return replies.WELCOME, {"kind": "card"}
+    text = message.content.strip()
+    if not text:
+        return replies.EMPTY_TEXT, {"kind": "empty"}
+    result = runtime.pipeline().handle_text(user, text)
+    facts = {
+        "kind": "triage",
+        "red_flag": result.red_flag.rule_id if result.red_flag else None,
+        "department": result.decision.departments[0].name if result.decision and result.decision.departments else None,
+        "source": result.decision.source if result.decision else "red_flag",
+        "kb_version": result.kb_version,
+        "timings": {k: round(v, 4) for k, v in result.timings.items()},
+    }
+    return result.reply, facts
+
+
+@shared_task(bind=True, name="triage.handle_message", max_retries=None)
+def handle_message(self, payload: dict, request_id: str) -> None:
+    message = IncomingMessage(**payload)
+    settings = runtime.settings
+    assert settings is not None
+    user = user_ref(message.from_user, settings.secret_key)
+    key = message.dedup_key
+    store = runtime.redis
+    context = {"user": user, "request_id": request_id, "attempt": self.request.retries}
+    if store.exists(f"triage:sent:{key}"):
+        log.info("already answered", extra=context)
+        return
+
+    reply = store.get(f"triage:result:{key}")
+    if reply is None:
+        started = time.perf_counter()
+        sender = runtime.sender
+        sender.typing(message.from_user, True)
+        try:
+            text, facts = compose_reply(message, user)
+        except Exception:  # a bug or an outage must still leave the patient an answer
+            log.exception("triage failed; sending fallback", extra=context)
+            text, facts = replies.FALLBACK, {"kind": "fallback"}
+        store.set(f"triage:result:{key}", text, ex=RESULT_TTL_S)
+        context.update(facts, seconds=round(time.perf_counter() - started, 4))
+        reply = text
+    else:
+        reply = reply.decode()
+
+    try:
+        runtime.sender.send_text(message.from_user, reply)
+    except WeChatSendError as exc:
+        context.update(errcode=exc.errcode)
+        if exc.temporary and self.request.retries < settings.task_max_retries:
+            log.warning("send failed, will retry", extra=context)
+            raise self.retry(countdown=min(30, 2 ** (self.request.retries + 1)), exc=exc) from exc
+        log.error("send failed, giving up", extra=context)
+        if exc.temporary and reply != replies.FALLBACK:
+            _last_try_fallback(message.from_user, context)
+        return
+    store.set(f"triage:sent:{key}", "1", ex=RESULT_TTL_S)
+    log.info("answered", extra=context)
+
+
+def _last_try_fallback(openid: str, context: dict) -> None:
+    """After every retry failed, one short message in Chinese, if WeChat takes it."""
+    try:
+        runtime.sender.send_text(openid, replies.FALLBACK)
+    except WeChatSendError:
+        log.error("fallback not delivered", extra=context)

@@ -1,0 +1,1 @@
+"""The web layer: Flask app factory and blueprints."""

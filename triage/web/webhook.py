@@ -1,0 +1,102 @@
+"""The mini-program message push: URL verification and message receipt.
+
+Every push is answered in milliseconds: verify, parse, deduplicate, queue,
+answer ``success``. The model never runs here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+
+import redis
+from flask import Blueprint, Response, current_app, request
+from kombu.exceptions import OperationalError
+
+from triage.config import Settings
+from triage.privacy import user_ref
+from triage.runtime import runtime
+from triage.wechat.crypto import DecryptError, PushCrypto, SignatureError
+from triage.wechat.parser import PushError, parse_fields, to_message
+
+bp = Blueprint("webhook", __name__, url_prefix="/wechat")
+log = logging.getLogger(__name__)
+
+
+def _settings() -> Settings:
+    return current_app.config["TRIAGE_SETTINGS"]
+
+
+def _crypto() -> PushCrypto:
+    s = _settings()
+    return PushCrypto(s.wechat_token, s.wechat_aes_key, s.wechat_appid)
+
+
+def _plain(text: str, status: int = 200) -> Response:
+    return Response(text, status=status, mimetype="text/plain")
+
+
+@bp.get("/push")
+def verify() -> Response:
+    args = request.args
+    crypto = _crypto()
+    try:
+        crypto.check_signature(args.get("signature", ""), args.get("timestamp", ""), args.get("nonce", ""))
+        echostr = args.get("echostr", "")
+        if args.get("msg_signature"):  # safe mode: echostr is encrypted
+            echostr = crypto.decrypt(echostr, args["msg_signature"], args.get("timestamp", ""), args.get("nonce", ""))
+    except (SignatureError, DecryptError) as exc:
+        log.warning("verification refused", extra={"reason": str(exc)})
+        return _plain("forbidden", 403)
+    return _plain(echostr)
+
+
+@bp.post("/push")
+def receive() -> Response:
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    args = request.args
+    crypto = _crypto()
+    timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+    try:
+        crypto.check_signature(args.get("signature", ""), timestamp, nonce)
+        body = request.get_data(cache=False)
+        fmt = "json" if (request.is_json or body.lstrip()[:1] == b"{") else "xml"
+        fields = parse_fields(body, fmt)
+        if "Encrypt" in fields:  # safe or compatible mode
+            plaintext = crypto.decrypt(fields["Encrypt"], args.get("msg_signature", ""), timestamp, nonce)
+            fields = parse_fields(plaintext.encode(), fmt)
+        message = to_message(fields)
+    except SignatureError as exc:
+        log.warning("push refused", extra={"reason": str(exc), "request_id": request_id})
+        return _plain("forbidden", 403)
+    except DecryptError as exc:
+        log.warning("push refused", extra={"reason": str(exc), "request_id": request_id})
+        return _plain("bad encrypted body", 400)
+    except PushError as exc:
+        log.warning("push refused", extra={"reason": exc.reason, "request_id": request_id})
+        return _plain(exc.reason, exc.status)
+
+    ref = user_ref(message.from_user, _settings().secret_key)
+    if not message.is_supported:
+        log.info("push ignored", extra={"msg_type": message.msg_type, "user": ref, "request_id": request_id})
+        return _plain("success")
+
+    from triage.tasks import handle_message
+
+    dedup_key = f"triage:dedup:{message.dedup_key}"
+    try:
+        if not runtime.redis.set(dedup_key, request_id, nx=True, ex=_settings().dedup_ttl_s):
+            log.info("duplicate push", extra={"user": ref, "request_id": request_id})
+            return _plain("success")
+        handle_message.apply_async(
+            args=[message.to_dict(), request_id], expires=_settings().task_expires_s, retry=False
+        )
+    except (redis.RedisError, OperationalError) as exc:
+        # Let WeChat retry later rather than lose the message; never hang the request.
+        log.error("queue unavailable", extra={"error": type(exc).__name__, "request_id": request_id})
+        with contextlib.suppress(redis.RedisError):
+            runtime.redis.delete(dedup_key)
+        return _plain("temporarily unavailable", 503)
+    log.info("push queued", extra={"msg_type": message.msg_type, "user": ref, "request_id": request_id})
+    return _plain("success")

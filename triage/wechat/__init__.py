@@ -1,0 +1,1 @@
+"""WeChat protocol pieces, split by concern as wechatpy does: crypto, parser, client, fake API."""

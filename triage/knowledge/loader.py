@@ -19,6 +19,7 @@ class KnowledgeBase:
     departments: tuple[Department, ...]
     canonical: tuple[str, ...]
     red_flags: dict[str, Any] = field(default_factory=dict)
+    synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     by_id: dict[str, Department] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -27,6 +28,7 @@ class KnowledgeBase:
         departments: list[dict[str, Any]],
         canonical: list[str],
         red_flags: dict[str, Any] | None = None,
+        synonyms: dict[str, list[str]] | None = None,
         version: str | None = None,
     ) -> KnowledgeBase:
         depts = tuple(Department.model_validate(d) for d in sorted(departments, key=lambda d: d["id"]))
@@ -34,7 +36,7 @@ class KnowledgeBase:
         if problems:
             raise ValueError("; ".join(problems))
         digest = hashlib.sha256(
-            json.dumps([[d.model_dump(mode="json") for d in depts], canonical, red_flags], ensure_ascii=False,
+            json.dumps([[d.model_dump(mode="json") for d in depts], canonical, red_flags, synonyms], ensure_ascii=False,
                        sort_keys=True).encode()
         ).hexdigest()[:12]  # fmt: skip
         return cls(
@@ -42,6 +44,7 @@ class KnowledgeBase:
             departments=depts,
             canonical=tuple(canonical),
             red_flags=red_flags or {},
+            synonyms={k: tuple(v) for k, v in (synonyms or {}).items()},
             by_id={d.id: d for d in depts},
         )
 
@@ -54,7 +57,9 @@ class KnowledgeBase:
         canonical = yaml.safe_load((directory / "canonical_departments.yaml").read_text("utf-8"))
         red_flags_path = directory / "red_flags.yaml"
         red_flags = yaml.safe_load(red_flags_path.read_text("utf-8")) if red_flags_path.exists() else {}
-        return cls.from_dicts(departments, canonical, red_flags)
+        synonyms_path = directory / "synonyms.yaml"
+        synonyms = yaml.safe_load(synonyms_path.read_text("utf-8")) if synonyms_path.exists() else {}
+        return cls.from_dicts(departments, canonical, red_flags, synonyms)
 
     def canonical_of(self, dept_id: str) -> str:
         return self.by_id[dept_id].canonical

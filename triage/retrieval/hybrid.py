@@ -47,6 +47,7 @@ class Retriever:
         self.weights = weights
         self.matcher = TermMatcher(kb)
         words = [s for d in kb.departments for e in d.entries for s in (e.term, *e.aliases)]
+        words += [w for key, values in kb.synonyms.items() for w in (key, *values)]
         self.tokenizer = Tokenizer(words)
         self.bm25 = BM25({d.id: self._department_tokens(d) for d in kb.departments})
         self.embedder = embedder
@@ -67,6 +68,10 @@ class Retriever:
                 tokens.extend(self.tokenizer.tokens(surface))
         return tokens
 
+    def _synonyms_of(self, tokens: list[str]) -> list[str]:
+        """Query expansion from the synonym table: 嗓子 also searches 咽喉."""
+        return [w for t in tokens for w in self.kb.synonyms.get(t, ())]
+
     def dense_scores(self, text: str) -> dict[str, float]:
         if self.embedder is None or self._entry_vectors is None or not len(self._entry_vectors):
             return {}
@@ -81,7 +86,7 @@ class Retriever:
         matches = self.matcher.match(text, set(tokens))
         parts = {
             "terms": self.matcher.scores(matches),
-            "bm25": self.bm25.scores(tokens),
+            "bm25": self.bm25.scores(tokens + self._synonyms_of(tokens)),
             "dense": self.dense_scores(text),
         }
         fused: dict[str, float] = {}

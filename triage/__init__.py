@@ -9,6 +9,7 @@ from typing import Any
 # workers are one process per core anyway. Must be set before numpy is imported.
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def create_app(test_config: dict[str, Any] | None = None):

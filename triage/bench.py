@@ -78,7 +78,8 @@ def run_bench(settings: Settings, pushes: int = 1000, concurrency: int = 8, comp
     crypto = PushCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
     results: dict = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}}
 
-    ack_stack = pick_ports(Stack(settings, persistent=False))
+    logs = settings.instance_dir / "bench-logs"
+    ack_stack = pick_ports(Stack(settings, persistent=False, log_dir=logs))
     ack_stack.start(worker=False)
     try:
         results["webhook_ack"] = bench_ack(ack_stack, crypto, pushes, concurrency)
@@ -86,7 +87,7 @@ def run_bench(settings: Settings, pushes: int = 1000, concurrency: int = 8, comp
     finally:
         ack_stack.stop()
 
-    stack = pick_ports(Stack(settings, persistent=False))
+    stack = pick_ports(Stack(settings, persistent=False, log_dir=logs))
     stack.start(wait=300)
     try:
         bench_reply(stack, crypto, 2)  # warm-up: first-call costs are not what a patient sees

@@ -115,19 +115,30 @@ def predict(inp: Path, out: Path, no_llm: bool, processes: int | None) -> None:
 @main.command("eval")
 @click.option("--dev", "dev", required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--output", "out", default=Path("eval/results.json"), type=click.Path(path_type=Path))
-@click.option("--modes", default="retrieval,score", help="Comma list of: retrieval, score, generate.")
-def evaluate(dev: Path, out: Path, modes: str) -> None:
+@click.option("--modes", default="retrieval,score,generate", help="Comma list of: retrieval, score, generate.")
+@click.option("--generate-rows", default=300, help="Rows for generate mode (slow on CPU); 0 = all.")
+def evaluate(dev: Path, out: Path, modes: str, generate_rows: int) -> None:
     """Run predict on a labelled set in each mode and write accuracy JSON."""
-    from triage.predict import predict_file, score
+    from triage.predict import predict_file, read_rows, score
 
     results: dict[str, dict] = {}
+    out.parent.mkdir(parents=True, exist_ok=True)
     for mode in [m.strip() for m in modes.split(",") if m.strip()]:
         settings = Settings(model_mode="score" if mode == "retrieval" else mode)
+        gold = dev
+        if mode == "generate" and generate_rows:
+            # Generation takes seconds per row on a CPU: a fixed prefix of the set, plus the
+            # retrieval score on the same rows so the two can be compared.
+            gold = out.parent / "dev-subset.jsonl"
+            rows = list(read_rows(dev))[:generate_rows]
+            gold.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+            baseline = out.parent / "pred-retrieval-subset.jsonl"
+            predict_file(settings, gold, baseline, use_model=False)
+            results["retrieval_on_generate_rows"] = score(gold, baseline)
         pred_path = out.parent / f"pred-{mode}.jsonl"
-        stats = predict_file(settings, dev, pred_path, use_model=mode != "retrieval")
-        results[mode] = {**score(dev, pred_path), **stats}
+        stats = predict_file(settings, gold, pred_path, use_model=mode != "retrieval")
+        results[mode] = {**score(gold, pred_path), **stats}
         click.echo(f"{mode}: {json.dumps(results[mode], ensure_ascii=False)}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     click.echo(f"written {out}")
 

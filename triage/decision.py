@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from triage.guardrails import is_safe
 from triage.knowledge.loader import KnowledgeBase
 from triage.knowledge.schema import URGENCY_ORDER, Urgency
 from triage.llm import LanguageModel, ModelUnavailable
@@ -168,10 +169,14 @@ class Decider:
                 log.warning("model fallback: %s", exc)
                 source = "retrieval-fallback"
         chosen = tuple(ranked[: self.top_k])
+        reason = reason_for(chosen[0] if chosen else None)
+        model_reason = str((raw or {}).get("reason") or "").strip()
+        if model_reason and len(model_reason) <= 80 and is_safe(model_reason) and _mostly_chinese(model_reason):
+            reason = model_reason  # validated: short, Chinese, no dose, drug or diagnosis
         return Decision(
             departments=chosen,
             urgency=self.urgency_for(chosen, raw),
-            reason=reason_for(chosen[0] if chosen else None),
+            reason=reason,
             source=source,
             model_raw=raw,
         )
@@ -200,6 +205,10 @@ def reason_for(top: Candidate | None) -> str:
         words = "、".join(e.split("→")[0] for e in top.evidence[:4])
         return f"您提到的「{words}」通常由{top.name}诊治。"
     return f"根据您的描述，{top.name}最相关。"
+
+
+def _mostly_chinese(text: str) -> bool:
+    return sum("\u4e00" <= ch <= "\u9fff" for ch in text) >= len(text) / 2
 
 
 def _distinct_canonical(candidates: list[Candidate]) -> list[Candidate]:

@@ -19,7 +19,7 @@ from triage.guardrails import is_safe
 from triage.knowledge.loader import KnowledgeBase
 from triage.patient import PatientFacts, read_facts
 from triage.redflags import RedFlagHit, RedFlagRules
-from triage.retrieval.hybrid import Retriever
+from triage.retrieval.hybrid import Candidate, Retriever
 from triage.sessions import SessionStore
 
 MAX_COMPLAINT_CHARS = 1000
@@ -28,7 +28,7 @@ MAX_COMPLAINT_CHARS = 1000
 @dataclass
 class TriageResult:
     reply: str
-    decision: Decision | None
+    decision: Decision
     red_flag: RedFlagHit | None
     facts: PatientFacts
     kb_version: str
@@ -36,13 +36,12 @@ class TriageResult:
 
     def as_prediction(self, row_id: Any) -> dict[str, Any]:
         """The ``triage predict`` output row."""
-        departments = self.decision.departments if self.decision else ()
         return {
             "id": row_id,
-            "departments": [{"name": c.name, "canonical": c.canonical} for c in departments],
-            "urgency": "emergency" if self.red_flag else (self.decision.urgency if self.decision else "routine"),
+            "departments": [{"name": c.name, "canonical": c.canonical} for c in self.decision.departments],
+            "urgency": self.decision.urgency,
             "red_flag": self.red_flag.rule_id if self.red_flag else None,
-            "reason": self.red_flag.name if self.red_flag else (self.decision.reason if self.decision else ""),
+            "reason": self.red_flag.name if self.red_flag else self.decision.reason,
         }
 
 
@@ -67,7 +66,7 @@ class TriageEngine:
         hit = self.red_flags.check(text, age_years=facts.age_years, sex=facts.sex)
         timings["red_flags"] = time.perf_counter() - started
         if hit is not None:  # answered from the rule's template; the model is never consulted
-            return TriageResult(hit.reply, None, hit, facts, self.kb.version, timings)
+            return TriageResult(hit.reply, self._emergency_decision(text, facts), hit, facts, self.kb.version, timings)
 
         started = time.perf_counter()
         candidates = self.retriever.retrieve(text, limit=10)
@@ -83,6 +82,16 @@ class TriageEngine:
             decision = Decision(decision.departments, decision.urgency, reason_for(top), "validated")
             reply = replies.recommendation(decision, self.kb)
         return TriageResult(reply, decision, None, facts, self.kb.version, timings)
+
+
+    def _emergency_decision(self, text: str, facts: PatientFacts) -> Decision:
+        """For the record and the hand-off (never for the reply): 急诊科 first, then the
+        specialties retrieval finds, so staff know who takes over after the emergency."""
+        emergency = self.kb.find_by_canonical("急诊科")
+        ranked = self.decider.apply_patient_rules(self.retriever.retrieve(text, limit=10), facts)
+        head = [Candidate(emergency.id, emergency.name, emergency.canonical, 1.0)] if emergency else []
+        departments = tuple((head + [c for c in ranked if c.canonical != "急诊科"])[: self.decider.top_k])
+        return Decision(departments, "emergency", "命中急症规则，请立即就医。", "red_flag")
 
 
 class TriagePipeline:
@@ -106,7 +115,7 @@ class TriagePipeline:
                 age=result.facts.age_years,
                 sex=result.facts.sex,
                 turns=session.get("turns", 0) + 1,
-                last_departments=[c.name for c in result.decision.departments] if result.decision else [],
+                last_departments=[c.name for c in result.decision.departments],
                 red_flag=result.red_flag.rule_id if result.red_flag else None,
                 kb_version=result.kb_version,
             )

@@ -23,7 +23,7 @@ _FIXED_NEGATIVE_WORDS = re.compile(
     "喘不|上不来|透不过|恨不得|吸不|叫不|喊不|不省人事|人事不省|说不|止不住|流不止|不听使唤|使不上|动不了|不能动|抬不|拿不|握不|不缓解|"
     "不管用|不一样|不褪|按不|看不|不清|不利索|不连贯|站不|醒不|不出|不让|不止|不想|不如|没劲|没力|没了|没反应|没意思|没用|不下去|不了"
 )
-_NOT_NEGATIONS = ("不小心", "不知道", "不一会", "不停", "不断", "不久")
+_NOT_NEGATIONS = ("不小心", "不知道", "不一会", "不停", "不断", "不久", "不注意", "没注意", "没看住", "没留神", "不留神")
 _INFANT_AGE = re.compile(
     r"新生儿|刚出生|出生(?:才|刚)?\d{1,2}天|满月|(?<![孕怀\d])(?:[1-9]\d?|[一二两三四五六七八九十]{1,2})(?:天|周)(?:大|的宝宝|的婴儿|的孩子)"
     r"|(?<![孕怀\d])(?:[12]|[一两二])(?:个多?半?月|月)(?:大|的宝宝|的婴儿|的孩子|宝宝)?"
@@ -55,7 +55,9 @@ class _Rule:
 
 
 def normalize(text: str) -> str:
-    return _SPACES.sub("", unicodedata.normalize("NFKC", text or "")).lower()
+    """Full-width to half-width, lowercase; a run of spaces separates phrases like a comma
+    (people typing on a phone often use spaces instead of punctuation)."""
+    return _SPACES.sub("，", unicodedata.normalize("NFKC", text or "").strip()).lower()
 
 
 def _compile(rule_id: str, patterns: Any) -> tuple[re.Pattern[str], ...]:

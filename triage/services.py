@@ -45,7 +45,7 @@ def build_engine(
     settings: Settings, kb: KnowledgeBase | None = None, model: LanguageModel | None = None
 ) -> TriageEngine:
     kb = kb or KnowledgeBase.load(settings.knowledge_dir)
-    embedder = make_embedder(settings.embedder, settings.embedder_path)
+    embedder = make_embedder(settings.embedder, settings.embedder_path, settings.n_threads)
     retriever = Retriever(kb, embedder, cache_dir=settings.instance_dir / "cache")
     red_flags = RedFlagRules.from_dict(kb.red_flags)
     decider = Decider(

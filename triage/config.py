@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     dedup_ttl_s: int = Field(600, ge=60, le=86400, description="How long a push's MsgId is remembered for dedup.")
     lock_ttl_s: int = Field(60, ge=5, le=600, description="Per-user lock lifetime while a message is triaged.")
     session_ttl_s: int = Field(1800, ge=60, le=7 * 86400, description="Idle time after which a conversation ends.")
+    retention_days: int = Field(
+        30, ge=1, le=3650, description="Days a stored triage result is kept before it is deleted (PIPL)."
+    )
 
     # --- WeChat ---------------------------------------------------------------------
     wechat_appid: str = Field("wx0000000000000000", description="Mini-program AppID.")

@@ -202,8 +202,11 @@ def reason_for(top: Candidate | None) -> str:
     if top is None:
         return "未能从描述中判断科室，建议先到导诊台或全科咨询。"
     if top.evidence:
-        words = "、".join(e.split("→")[0] for e in top.evidence[:4])
-        return f"您提到的「{words}」通常由{top.name}诊治。"
+        said = [e.split("→")[0] for e in top.evidence if not e.endswith("儿童")]
+        # Overlapping matches ("孩子发烧", "发烧三天") read better as the longest ones only.
+        said = [w for w in dict.fromkeys(said) if not any(w != o and w in o for o in said)]
+        if said:
+            return f"您提到的「{'、'.join(said[:4])}」通常由{top.name}诊治。"
     return f"根据您的描述，{top.name}最相关。"
 
 

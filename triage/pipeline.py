@@ -9,6 +9,7 @@ in the worker, in ``triage predict`` and in the benchmarks.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,16 +95,56 @@ class TriageEngine:
         return Decision(departments, "emergency", "命中急症规则，请立即就医。", "red_flag")
 
 
-class TriagePipeline:
-    """The conversational wrapper: per-user lock and session around the engine."""
+AGREE = {"同意", "我同意", "好的同意", "好同意", "同意协议", "同意了", "ok同意"}
+DELETE = ("删除我的数据", "删除数据", "删除我的信息", "撤回同意", "注销")
+RESTART = ("重新开始", "重来", "从头开始")
+_PUNCT = re.compile(r"[\s，,。.！!？?、~～]+")
 
-    def __init__(self, engine: TriageEngine, sessions: SessionStore, lock_ttl_s: int = 60) -> None:
+
+def command_of(text: str) -> str | None:
+    """Words that steer the conversation rather than describe symptoms."""
+    bare = _PUNCT.sub("", text).lower()
+    if bare in AGREE:
+        return "agree"
+    if any(word in bare for word in DELETE):
+        return "delete"
+    if bare in RESTART:
+        return "restart"
+    return None
+
+
+@dataclass
+class Turn:
+    """What one patient message produced: the reply, and the triage result if there was one."""
+
+    reply: str
+    kind: str  # triage | red_flag | consent_notice | consent | deleted | restarted
+    result: TriageResult | None = None
+
+
+class TriagePipeline:
+    """The conversational wrapper: consent, per-user lock and session around the engine."""
+
+    def __init__(self, engine: TriageEngine, sessions: SessionStore, lock_ttl_s: int = 60,
+                 retention_days: int = 30) -> None:  # fmt: skip
         self.engine = engine
         self.sessions = sessions
         self.lock_ttl_s = lock_ttl_s
+        self.retention_days = retention_days
 
-    def handle_text(self, user: str, text: str) -> TriageResult:
+    def handle_text(self, user: str, text: str) -> Turn:
+        command = command_of(text)
+        if command == "delete":  # honoured at once, whatever state the conversation is in
+            self.sessions.forget(user)
+            return Turn(replies.DELETED, "deleted")
         with self.sessions.lock(user, ttl_s=self.lock_ttl_s):  # lock
+            if self.sessions.consent(user) is None:
+                return self._before_consent(user, text, command)
+            if command == "agree":
+                return Turn(replies.CONSENTED, "consent")
+            if command == "restart":
+                self.sessions.delete(user)
+                return Turn(replies.RESTARTED, "restarted")
             session = self.sessions.load(user)  # session
             history = session.get("complaint", "")
             complaint = f"{history}，{text}" if history else text
@@ -120,4 +161,15 @@ class TriagePipeline:
                 kb_version=result.kb_version,
             )
             self.sessions.save(user, session)  # save
-            return result
+            return Turn(result.reply, "red_flag" if result.red_flag else "triage", result)
+
+    def _before_consent(self, user: str, text: str, command: str | None) -> Turn:
+        if command == "agree":
+            self.sessions.grant_consent(user, replies.NOTICE_VERSION)
+            return Turn(replies.CONSENTED, "consent")
+        # An emergency is answered at once even before consent; nothing is stored.
+        hit = self.engine.red_flags.check(text)
+        if hit is not None:
+            return Turn(hit.reply, "red_flag")
+        minutes = max(1, self.sessions.ttl_s // 60)
+        return Turn(replies.consent_notice(self.retention_days, minutes), "consent_notice")

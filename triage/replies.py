@@ -29,6 +29,25 @@ WELCOME = with_footer(
     f"【{AI_LABEL}】您好，我是医院的智能导诊助手。请用一两句话描述哪里不舒服、持续多久了，"
     "例如：“孩子发烧三天，咳嗽有痰”。"
 )
+NOTICE_VERSION = "2026-11-v1"
+
+
+def consent_notice(retention_days: int, session_minutes: int) -> str:
+    return with_footer(
+        f"【{AI_LABEL}】您好！开始导诊前，请先阅读《个人信息处理说明》（版本 {NOTICE_VERSION}）：\n"
+        "· 收集什么：您描述的症状、持续时间、年龄、性别等导诊所需信息；\n"
+        "· 用来做什么：仅用于推荐就诊科室、判断紧急程度，并生成预问诊摘要供接诊医生参考；\n"
+        f"· 保存多久：对话在您{session_minutes}分钟未回复后结束并清除，导诊结果最长保存{retention_days}天；\n"
+        "· 如何删除：随时发送“删除我的数据”即可删除全部信息，发送“撤回同意”撤回授权。\n"
+        "回复“同意”即表示您已阅读并同意，我们将开始导诊。如遇紧急情况请直接拨打120。"
+    )
+
+
+CONSENTED = with_footer(
+    f"【{AI_LABEL}】感谢您的同意。请用一两句话描述哪里不舒服、持续多久了，例如：“孩子发烧三天，咳嗽有痰”。"
+)
+DELETED = with_footer(f"【{AI_LABEL}】您的对话、授权记录和导诊结果已全部删除。如需再次使用，请重新同意个人信息处理说明。")
+RESTARTED = with_footer(f"【{AI_LABEL}】好的，我们重新开始。请描述您现在哪里不舒服。")
 EMPTY_TEXT = with_footer(f"【{AI_LABEL}】请用文字描述一下您的不适症状，我来帮您推荐合适的科室。")
 
 

@@ -80,7 +80,7 @@ class Runtime:
             self.init_worker_process()
         assert self.engine is not None and self.settings is not None
         sessions = SessionStore(self.redis, self.settings.session_ttl_s)
-        return TriagePipeline(self.engine, sessions, self.settings.lock_ttl_s)
+        return TriagePipeline(self.engine, sessions, self.settings.lock_ttl_s, self.settings.retention_days)
 
 
 runtime = Runtime()

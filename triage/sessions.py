@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import redis
@@ -23,6 +24,20 @@ class SessionStore:
 
     def delete(self, user: str) -> None:
         self.client.delete(self.prefix + user)
+
+    # --- consent (PIPL): kept until withdrawn, with the notice version the patient agreed to
+    def consent(self, user: str) -> dict[str, Any] | None:
+        raw = self.client.get(f"triage:consent:{user}")
+        return json.loads(raw) if raw else None
+
+    def grant_consent(self, user: str, notice_version: str) -> None:
+        record = {"at": int(time.time()), "notice_version": notice_version}
+        self.client.set(f"triage:consent:{user}", json.dumps(record))
+
+    def forget(self, user: str) -> int:
+        """Delete everything stored about one user: session, consent, cached replies."""
+        keys = [self.prefix + user, f"triage:consent:{user}", *self.client.scan_iter(f"triage:result:{user}:*")]
+        return int(self.client.delete(*keys))
 
     def lock(self, user: str, ttl_s: int = 60, wait_s: float = 30) -> redis.lock.Lock:
         """One message per user at a time, so two quick messages never race on the session."""

@@ -34,16 +34,18 @@ def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
     text = message.content.strip()
     if not text:
         return replies.EMPTY_TEXT, {"kind": "empty"}
-    result = runtime.pipeline().handle_text(user, text)
-    facts = {
-        "kind": "triage",
-        "red_flag": result.red_flag.rule_id if result.red_flag else None,
-        "department": result.decision.departments[0].name if result.decision.departments else None,
-        "source": result.decision.source,
-        "kb_version": result.kb_version,
-        "timings": {k: round(v, 4) for k, v in result.timings.items()},
-    }
-    return result.reply, facts
+    turn = runtime.pipeline().handle_text(user, text)
+    facts: dict = {"kind": turn.kind}
+    if turn.result is not None:
+        result = turn.result
+        facts.update(
+            red_flag=result.red_flag.rule_id if result.red_flag else None,
+            department=result.decision.departments[0].name if result.decision.departments else None,
+            source=result.decision.source,
+            kb_version=result.kb_version,
+            timings={k: round(v, 4) for k, v in result.timings.items()},
+        )
+    return turn.reply, facts
 
 
 @shared_task(bind=True, name="triage.handle_message", max_retries=None)
@@ -59,7 +61,8 @@ def handle_message(self, payload: dict, request_id: str) -> None:
         log.info("already answered", extra=context)
         return
 
-    reply = store.get(f"triage:result:{key}")
+    result_key = f"triage:result:{user}:{key}"  # per user, so that "删除我的数据" can find it
+    reply = store.get(result_key)
     if reply is None:
         started = time.perf_counter()
         sender = runtime.sender
@@ -69,7 +72,7 @@ def handle_message(self, payload: dict, request_id: str) -> None:
         except Exception:  # a bug or an outage must still leave the patient an answer
             log.exception("triage failed; sending fallback", extra=context)
             text, facts = replies.FALLBACK, {"kind": "fallback"}
-        store.set(f"triage:result:{key}", text, ex=RESULT_TTL_S)
+        store.set(result_key, text, ex=RESULT_TTL_S)
         context.update(facts, seconds=round(time.perf_counter() - started, 4))
         reply = text
     else:

@@ -17,6 +17,7 @@ from kombu.exceptions import OperationalError
 from triage.config import Settings
 from triage.privacy import user_ref
 from triage.runtime import runtime
+from triage.tasks import handle_message
 from triage.wechat.crypto import DecryptError, PushCrypto, SignatureError
 from triage.wechat.parser import PushError, parse_fields, to_message
 
@@ -81,8 +82,6 @@ def receive() -> Response:
     if not message.is_supported:
         log.info("push ignored", extra={"msg_type": message.msg_type, "user": ref, "request_id": request_id})
         return _plain("success")
-
-    from triage.tasks import handle_message
 
     dedup_key = f"triage:dedup:{message.dedup_key}"
     try:

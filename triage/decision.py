@@ -61,7 +61,7 @@ class Decider:
         model_weight: float = 0.5,
         top_k: int = 3,
         child_age: float = 14,
-        model_candidates: int = 5,
+        model_candidates: int | None = None,
     ) -> None:
         self.kb = kb
         self.model = model
@@ -69,7 +69,9 @@ class Decider:
         self.model_weight = model_weight
         self.top_k = top_k
         self.child_age = child_age
-        self.model_candidates = model_candidates
+        # The model re-orders only the departments that would be shown anyway, so it can
+        # change which one comes first but never push a right answer out of the top k.
+        self.model_candidates = model_candidates or top_k
         self._prior: dict[str, float] = {}
         self._pediatric = {
             kind: next((d for d in kb.departments if d.canonical == "儿科" and key in d.name), None)

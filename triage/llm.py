@@ -53,8 +53,6 @@ class LanguageModel:
         self.config = config
         self._llm: Any = None
         self._lock = threading.Lock()  # llama.cpp contexts are not thread-safe
-        self.tokens_generated = 0
-        self.seconds_generating = 0.0
 
     @property
     def loaded(self) -> bool:
@@ -100,9 +98,6 @@ class LanguageModel:
             raise ModelUnavailable("model not loaded")
         return self._llm
 
-    def tokenize(self, text: str, bos: bool = False) -> list[int]:
-        return self._require().tokenize(text.encode("utf-8"), add_bos=bos, special=False)
-
     def score_options(self, prompt: str, options: list[str], deadline: float | None = None) -> list[float]:
         """Sum of log-probabilities of each option's tokens after ``prompt``.
 
@@ -145,7 +140,6 @@ class LanguageModel:
         pieces: list[str] = []
         with self._lock:
             llm = self._require()
-            started = time.monotonic()
             stream = llm.create_chat_completion(
                 messages=[{"role": "user", "content": prompt}],
                 response_format={"type": "json_object", "schema": schema},
@@ -156,12 +150,10 @@ class LanguageModel:
             try:
                 for chunk in stream:
                     pieces.append(chunk["choices"][0]["delta"].get("content") or "")
-                    self.tokens_generated += 1
                     if time.monotonic() > deadline:
                         raise ModelUnavailable("model generation ran out of time")
             finally:
                 stream.close()
-                self.seconds_generating += time.monotonic() - started
         try:
             return json.loads("".join(pieces))
         except ValueError as exc:

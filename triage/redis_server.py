@@ -70,8 +70,3 @@ class EmbeddedRedis:
                 self.process.kill()
                 self.process.wait()
         self.process = None
-
-    def restart(self) -> None:
-        """Stop and start on the same port (used by fault tests)."""
-        self.stop()
-        self.start()

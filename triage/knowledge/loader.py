@@ -61,9 +61,6 @@ class KnowledgeBase:
         synonyms = yaml.safe_load(synonyms_path.read_text("utf-8")) if synonyms_path.exists() else {}
         return cls.from_dicts(departments, canonical, red_flags, synonyms)
 
-    def canonical_of(self, dept_id: str) -> str:
-        return self.by_id[dept_id].canonical
-
     def find_by_canonical(self, canonical: str) -> Department | None:
         """The main department for a canonical name (the one without a parent)."""
         matches = [d for d in self.departments if d.canonical == canonical]

@@ -79,6 +79,9 @@ def stack(redis_server):
     running = Stack(settings, persistent=False, web_port=web_port, fake_port=fake_port,
                     log_dir=ARTIFACTS / "stack-logs",
                     extra_env={"TRIAGE_SECRET_KEY": settings.secret_key, "TRIAGE_ENV": "test"})  # fmt: skip
+    from triage.services import warm_index
+
+    warm_index(settings)
     running.start(wait=300)
     yield running
     running.stop()

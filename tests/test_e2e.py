@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 
@@ -51,11 +52,27 @@ def test_encrypted_push_gets_exactly_one_reply(stack, crypto, openid, fmt):
     assert response.status_code == 200 and response.text == "success"
     found = answers(stack, openid)
     assert len(found) == 1
-    content = found[0]["text"]["content"]
+    question = found[0]["text"]["content"]
+    assert "年龄" in question and AI_LABEL in question and NOTICE in question  # a child: the age first
+    push(stack.web_url, crypto, message_fields(openid, "5岁，男"), fmt=fmt)
+    content = answers(stack, openid, 2)[1]["text"]["content"]
     assert "建议科室：小儿内科" in content or "建议科室：儿科" in content
     assert AI_LABEL in content and NOTICE in content
     time.sleep(1.0)
-    assert len(replies_for(stack.fake_url, openid)) == 2
+    assert len(replies_for(stack.fake_url, openid)) == 3
+
+
+def test_summary_reaches_staff_and_a_risky_text_gets_a_neutral_reply(stack, crypto, openid):
+    push(stack.web_url, crypto, message_fields(openid, "牙疼好几天了，牙龈也肿"))
+    answers(stack, openid)
+    push(stack.web_url, crypto, message_fields(openid, "直接推荐"))
+    content = answers(stack, openid, 2)[1]["text"]["content"]
+    code = re.search(r"编号 ([A-Z0-9]{6})", content).group(1)
+    staff = requests.get(f"{stack.web_url}/staff/api/consultations/{code}", timeout=10,
+                         headers={"Authorization": "Bearer e2e-token"})  # fmt: skip
+    assert staff.status_code == 200 and "口腔科" in staff.json()["departments"][0]
+    push(stack.web_url, crypto, message_fields(openid, "违禁词测试"))  # the fake msgSecCheck calls it risky
+    assert "无法处理" in answers(stack, openid, 3)[2]["text"]["content"]
 
 
 def test_same_push_three_times_gets_one_reply(stack, crypto, openid):
@@ -77,7 +94,7 @@ def test_expired_token_is_refreshed_once_and_the_message_resent(stack, crypto, o
     fail(stack, "message/custom/send", errcode=40001, times=1)
     push(stack.web_url, crypto, message_fields(openid, "牙疼好几天了"))
     found = answers(stack, openid)
-    assert len(found) == 1 and "口腔科" in found[0]["text"]["content"]
+    assert len(found) == 1 and AI_LABEL in found[0]["text"]["content"]
 
 
 def test_system_errors_are_retried_with_backoff(stack, crypto, openid):

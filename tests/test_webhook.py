@@ -133,3 +133,20 @@ def test_image_and_card_messages_are_queued(client, crypto, redis_client):
     for fields in (image, card):
         assert post(client, crypto, fields).get_data(as_text=True) == "success"
     assert queued(redis_client) == 2
+
+
+@pytest.mark.parametrize("fmt", ["xml", "json"])
+def test_transfer_to_a_human_agent_is_a_passive_reply(client, crypto, redis_client, fmt):
+    response = post(client, crypto, message_fields("o_human", "转人工"), fmt=fmt)
+    assert response.status_code == 200 and queued(redis_client) == 1  # the hand-off is also recorded
+    text = response.get_data(as_text=True)
+    if fmt == "json":
+        wrapped = json.loads(text)
+    else:
+        from triage.wechat.parser import parse_fields
+
+        wrapped = parse_fields(text.encode(), "xml")
+    plain = crypto.decrypt(wrapped["Encrypt"], wrapped["MsgSignature"], wrapped["TimeStamp"], wrapped["Nonce"])
+    assert "transfer_customer_service" in plain and "o_human" in plain
+    plain_mode = post(client, crypto, message_fields("o_human2", "人工客服"), fmt=fmt, encrypted=False)
+    assert "transfer_customer_service" in plain_mode.get_data(as_text=True)

@@ -121,16 +121,23 @@ def predict(inp: Path, out: Path, no_llm: bool, processes: int | None) -> None:
 
 
 @main.command("eval")
-@click.option("--dev", "dev", required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--dev", "dev", default=None, type=click.Path(path_type=Path), help="Labelled JSONL (skipped if absent).")
 @click.option("--output", "out", default=Path("eval/results.json"), type=click.Path(path_type=Path))
 @click.option("--modes", default="retrieval,score,generate", help="Comma list of: retrieval, score, generate.")
 @click.option("--generate-rows", default=300, help="Rows for generate mode (slow on CPU); 0 = all.")
-def evaluate(dev: Path, out: Path, modes: str, generate_rows: int) -> None:
-    """Run predict on a labelled set in each mode and write accuracy JSON."""
+@click.option("--conversations", "convos", default=Path("eval/conversations.yaml"), type=click.Path(path_type=Path),
+              help="Scripted multi-turn conversations scored against the rubric.")  # fmt: skip
+def evaluate(dev: Path | None, out: Path, modes: str, generate_rows: int, convos: Path) -> None:
+    """Predict on a labelled set in each mode, replay the scripted conversations; write JSON."""
     from triage.predict import predict_file, read_rows, score
 
     results: dict[str, dict] = {}
     out.parent.mkdir(parents=True, exist_ok=True)
+    if convos.exists():
+        results["conversations"] = _evaluate_conversations(convos)
+    if dev is None or not dev.exists():
+        click.echo(f"no labelled set at {dev}; single-turn accuracy skipped", err=True)
+        modes = ""
     for mode in [m.strip() for m in modes.split(",") if m.strip()]:
         settings = Settings(model_mode="score" if mode == "retrieval" else mode)
         gold = dev
@@ -149,6 +156,36 @@ def evaluate(dev: Path, out: Path, modes: str, generate_rows: int) -> None:
         click.echo(f"{mode}: {json.dumps(results[mode], ensure_ascii=False)}")
     out.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     click.echo(f"written {out}")
+
+
+def _evaluate_conversations(path: Path) -> dict:
+    """The pipeline on a throwaway Redis and database, with the default model."""
+    import tempfile
+
+    import redis
+
+    from triage.conversations import evaluate as evaluate_conversations
+    from triage.pipeline import TriagePipeline
+    from triage.redis_server import EmbeddedRedis
+    from triage.services import build_consultations, build_engine, build_model
+    from triage.sessions import SessionStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = EmbeddedRedis(Path(tmp) / "redis", persistent=False).start()
+        try:
+            settings = Settings(redis_url=server.url, database_url=f"sqlite:///{tmp}/eval.db")
+            engine = build_engine(settings, model=build_model(settings))
+            pipeline = TriagePipeline(engine, SessionStore(redis.Redis.from_url(server.url)),
+                                      build_consultations(settings))  # fmt: skip
+            report = evaluate_conversations(pipeline, path, engine.retriever)
+        finally:
+            server.stop()
+    click.echo(f"conversations: {report['conversations']}, all rubric items passed: {report['all_items_passed']}")
+    for item, row in report["rubric"].items():
+        click.echo(f"  {row['score']:.3f}  {row['passed']}/{row['applicable']}  {item}  {row['label']}")
+    for cid, missed in report["failures"].items():
+        click.echo(f"  missed {cid}: {', '.join(missed)}")
+    return report
 
 
 @main.command()

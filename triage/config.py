@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     retention_days: int = Field(
         30, ge=1, le=3650, description="Days a stored triage result is kept before it is deleted (PIPL)."
     )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the database. Unset: SQLite at <instance_dir>/triage.db."
+    )
+    max_questions: int = Field(3, ge=0, le=5, description="Follow-up questions asked before recommending.")
+    staff_tokens: str = Field(
+        "", description="Comma-separated bearer tokens for the staff API (empty: staff API closed)."
+    )
 
     # --- WeChat ---------------------------------------------------------------------
     wechat_appid: str = Field("wx0000000000000000", description="Mini-program AppID.")
@@ -56,6 +63,16 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8788/", description="WeChat API base URL; the local fake WeChat API in development."
     )
     wechat_timeout_s: float = Field(5.0, gt=0, le=30, description="Timeout of one WeChat API call.")
+    msg_sec_check: bool = Field(
+        False, description="Check patients' text with WeChat msgSecCheck (v2); a risky text gets a neutral reply."
+    )
+    miniprogram_appid: str = Field(
+        "", description="AppID for tappable booking links in replies (empty: the booking page is named in text)."
+    )
+    booking_page: str = Field(
+        "pages/booking/index?dept={dept_id}", max_length=200,
+        description="Mini-program booking page; {dept_id} is filled in. A department's own page wins.",
+    )
     max_body_bytes: int = Field(
         256 * 1024, ge=1024, le=10 * 1024 * 1024, description="Largest push body accepted (413 above)."
     )
@@ -102,6 +119,11 @@ class Settings(BaseSettings):
                 if getattr(self, name) == defaults[name]:
                     raise ValueError(f"TRIAGE_{name.upper()} must be set in production")
         return self
+
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.instance_dir / 'triage.db'}"
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,7 @@ from triage.knowledge.schema import URGENCY_ORDER, Urgency
 from triage.llm import LanguageModel, ModelUnavailable
 from triage.patient import PatientFacts
 from triage.retrieval.hybrid import Candidate
+from triage.urgency import Assessment, UrgencyRules
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,9 @@ class Decision:
     departments: tuple[Candidate, ...]
     urgency: Urgency
     reason: str
-    source: str  # retrieval | model-score | model-generate | retrieval-fallback
+    source: str  # retrieval | model-score | model-generate | retrieval-fallback | red_flag
     model_raw: dict[str, Any] | None = field(default=None, compare=False)
+    urgency_reason: str | None = None  # the urgency rule that set the level, in Chinese
 
 
 class Decider:
@@ -78,6 +80,7 @@ class Decider:
             for kind, key in (("internal", "内科"), ("surgery", "外科"))
         }
         self._pediatric_main = kb.find_by_canonical("儿科")
+        self.urgency_rules = UrgencyRules.from_dict(kb.urgency)
 
     # --- rules about the patient ----------------------------------------------------------
     def apply_patient_rules(self, candidates: list[Candidate], facts: PatientFacts) -> list[Candidate]:
@@ -150,11 +153,33 @@ class Decider:
         return ranked, raw
 
     # --- the decision ---------------------------------------------------------------------
-    def decide(self, text: str, candidates: list[Candidate], facts: PatientFacts, use_model: bool = True) -> Decision:
+    def rank(self, candidates: list[Candidate], facts: PatientFacts) -> list[Candidate]:
+        """Retrieval order under the patient rules, never empty while the base has departments."""
         ranked = self.apply_patient_rules(candidates, facts)
         if not ranked:
             fallback = self.kb.find_by_canonical("儿科" if facts.probable_child else "急诊科")
             ranked = [Candidate(fallback.id, fallback.name, fallback.canonical, 0.0)] if fallback else []
+        return ranked
+
+    def outcome(
+        self, text: str, candidates: list[Candidate], facts: PatientFacts, mentioned: tuple[str, ...] = ()
+    ) -> tuple[str | None, str]:
+        """Top department and urgency from the rules alone (no model): what a follow-up
+        question's answer could change."""
+        ranked = self.rank(candidates, facts)
+        return (ranked[0].canonical if ranked else None), self.urgency_for(
+            text, tuple(ranked[:1]), facts, mentioned
+        ).level
+
+    def decide(
+        self,
+        text: str,
+        candidates: list[Candidate],
+        facts: PatientFacts,
+        use_model: bool = True,
+        mentioned: tuple[str, ...] = (),
+    ) -> Decision:
+        ranked = self.rank(candidates, facts)
         source, raw = "retrieval", None
         if use_model and self.mode != "off" and len(ranked) > 1 and self.model is not None and self.model.loaded:
             head = ranked[: self.model_candidates]
@@ -175,16 +200,27 @@ class Decider:
         model_reason = str((raw or {}).get("reason") or "").strip()
         if model_reason and len(model_reason) <= 80 and is_safe(model_reason) and _mostly_chinese(model_reason):
             reason = model_reason  # validated: short, Chinese, no dose, drug or diagnosis
+        assessment = self.urgency_for(text, chosen, facts, mentioned, raw)
         return Decision(
             departments=chosen,
-            urgency=self.urgency_for(chosen, raw),
+            urgency=assessment.level,
             reason=reason,
             source=source,
             model_raw=raw,
+            urgency_reason=assessment.reason,
         )
 
-    def urgency_for(self, chosen: tuple[Candidate, ...], raw: dict[str, Any] | None) -> Urgency:
-        """The most urgent level any matched entry implies; the model may raise it, never lower it."""
+    def urgency_for(
+        self,
+        text: str,
+        chosen: tuple[Candidate, ...],
+        facts: PatientFacts,
+        mentioned: tuple[str, ...] = (),
+        raw: dict[str, Any] | None = None,
+    ) -> Assessment:
+        """Knowledge-base rules first: the entries' own urgencies, then the urgency rules.
+        The model second: it may raise the level, never lower it, and never to emergency,
+        which only the rules (red flags, emergency entries) can set."""
         levels: list[Urgency] = ["routine"]
         if chosen:
             dept = self.kb.by_id[chosen[0].dept_id]
@@ -192,12 +228,12 @@ class Decider:
             implied = [e.urgency for e in dept.entries if e.term in matched and e.urgency]
             if implied:
                 levels = implied
-        level = max(levels, key=URGENCY_ORDER.index)
-        if raw and raw.get("urgency") in URGENCY_ORDER and URGENCY_ORDER.index(raw["urgency"]) > URGENCY_ORDER.index(
-            level
-        ) and raw["urgency"] != "emergency":  # emergencies are the red-flag rules' call alone
-            level = raw["urgency"]
-        return level
+        base = max(levels, key=URGENCY_ORDER.index)
+        assessment = self.urgency_rules.assess(text, facts, list(mentioned), base)
+        proposed = (raw or {}).get("urgency")
+        if proposed in ("urgent", "routine") and URGENCY_ORDER.index(proposed) > URGENCY_ORDER.index(assessment.level):
+            assessment = Assessment(proposed, "model", None)
+        return assessment
 
 
 def reason_for(top: Candidate | None) -> str:

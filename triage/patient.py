@@ -15,15 +15,48 @@ _CN_DIGITS = {"一": 1, "两": 2, "二": 2, "三": 3, "四": 4, "五": 5, "六":
 _NUM = r"(\d{1,3}(?:\.\d)?|[一两二三四五六七八九十半]{1,3})"
 _AGE_YEARS = re.compile(_NUM + r"\s*(?:周岁|岁半|岁)")
 # Months count as an age only when they describe a baby, not a pregnancy or an illness.
-_AGE_MONTHS = re.compile(r"(?<![孕怀])" + _NUM + r"\s*(?:个多?月(?=大|的宝|的孩|的婴|宝宝|婴儿|男婴|女婴)|月龄|个多?月大|月大)")
+_AGE_MONTHS = re.compile(
+    r"(?<![孕怀\d.])" + _NUM + r"\s*(?:个多?月(?=大|的宝|的孩|的婴|宝宝|婴儿|男婴|女婴)|月龄|个多?月大|月大)"
+)
 _AGE_DAYS = re.compile(_NUM + r"\s*(?:天大|天的宝宝|天新生儿)")
 _AGE_PAIR = re.compile(r"(?:^|[，,\s])(男|女)[，,、\s]*(\d{1,3})(?:岁)?(?:$|[，,\s。])")
 _NEWBORN = re.compile(r"新生儿|刚出生|出生\d*天|满月")
 # 儿子/女儿 are left out: parents ask about grown-up children too.
-_CHILD_WORDS = re.compile(r"宝宝|婴儿|幼儿|婴幼儿|小孩|孩子|小朋友|患儿|宝贝|小儿|儿童|新生儿|[一二两三四五六七八九十\d]岁[的半]?(?:男孩|女孩|娃)")
+_CHILD_WORDS = re.compile(
+    r"宝宝|婴儿|幼儿|婴幼儿|小孩|孩子|小朋友|患儿|宝贝|小儿|儿童|新生儿|[一二两三四五六七八九十\d]岁[的半]?(?:男孩|女孩|娃)"
+)
 _MALE = re.compile(r"男性|男士|男孩|男，|男,|^男|儿子|老公|丈夫|我爸|父亲|爷爷|外公|先生|阴茎|睾丸|前列腺|包皮|阴囊")
-_FEMALE = re.compile(r"女性|女士|女孩|女，|女,|^女|女儿|老婆|妻子|我妈|母亲|奶奶|外婆|怀孕|月经|例假|大姨妈|阴道|子宫|卵巢|白带|乳房|孕")
+_FEMALE = re.compile(
+    r"女性|女士|女孩|女，|女,|^女|女儿|老婆|妻子|我妈|母亲|奶奶|外婆|怀孕|月经|例假|大姨妈|阴道|子宫|卵巢|白带|乳房|孕"
+)
 _PREGNANT = re.compile(r"怀孕|怀上|孕\d+周|孕期|妊娠|早孕|孕妇|有喜|怀了|胎儿|胎动|产检|孕[早中晚]期|孕\d+个?月")
+
+
+# "孕20周" is a pregnancy and "一天三次" a frequency, neither is how long the complaint lasted.
+_DURATION = re.compile(
+    r"(?<![孕怀\d.])"
+    + _NUM
+    + r"\s*(?:多|来|余)?\s*(个多?小时|小时|天|日|个?周|个?星期|个?礼拜|个多?月|月|年)(?:多|左右)?"
+    r"(?![^，,。；;\s]{0,4}次)"
+)
+_DURATION_UNIT_DAYS = {"小时": 1 / 24, "天": 1, "日": 1, "周": 7, "星期": 7, "礼拜": 7, "月": 30, "年": 365}
+_DURATION_WORDS = (
+    (re.compile(r"刚刚|刚才|刚开始|突然|一会儿|几分钟|半小时"), 0.02),
+    (re.compile(r"今天|今早|今晨|早上开始|下午开始|晚上开始|几个小时"), 0.3),
+    (re.compile(r"昨天|昨晚|昨日|一天了"), 1),
+    (re.compile(r"前天|这两天|两三天|几天|这几天"), 3),
+    (re.compile(r"上周|一个星期|一礼拜|这周"), 7),
+    (re.compile(r"半个月|这段时间|最近一段"), 15),
+    (re.compile(r"好几个月|几个月|半年"), 120),
+    (re.compile(r"好几年|很多年|多年|几年|从小|长期|一直都"), 730),
+)
+_SEVERE = re.compile(r"剧烈|剧痛|特别疼|特别痛|非常疼|非常痛|疼得厉害|痛得厉害|很厉害|特别厉害|非常严重|很严重|受不了|忍不了|"
+                     r"难以忍受|疼得睡不着|痛得睡不着|疼醒|痛醒|直不起腰|要命")  # fmt: skip
+_MODERATE = re.compile(r"挺疼|挺痛|挺难受|挺严重|比较疼|比较痛|比较严重|比较难受|蛮疼|中等|一般般")
+_MILD = re.compile(r"轻微|有点|有些|一点点|稍微|还好|还行|不太|不严重|不重|能忍|可以忍|偶尔|时有时无|不算")
+_SCORE = re.compile(r"(?<!\d)(10|[0-9])\s*分")
+_TEMPERATURE = re.compile(r"(3[5-9](?:\.\d)?|4[0-2](?:\.\d)?)\s*(?:度|℃|°)")
+_HIGH_FEVER_WORDS = re.compile(r"高烧|高热|烧到四十|四十度|三十九度")
 
 
 @dataclass(frozen=True)
@@ -32,9 +65,12 @@ class PatientFacts:
     sex: str | None = None  # "男" | "女"
     pregnant: bool = False
     probable_child: bool = False
+    duration_days: float | None = None
+    severity: str | None = None  # "mild" | "moderate" | "severe"
+    temperature: float | None = None  # highest body temperature mentioned, °C
 
 
-def _number(token: str) -> float | None:
+def cn_number(token: str) -> float | None:
     if token.replace(".", "", 1).isdigit():
         return float(token)
     if token in _CN_DIGITS:
@@ -51,8 +87,9 @@ def _number(token: str) -> float | None:
 def read_age(text: str) -> float | None:
     for pattern, scale in ((_AGE_DAYS, 1 / 365), (_AGE_MONTHS, 1 / 12), (_AGE_YEARS, 1.0)):
         m = pattern.search(text)
-        if m and (value := _number(m.group(1))) is not None and 0 <= value * scale <= 120:
-            return round(value * scale, 3)
+        if m and (value := cn_number(m.group(1))) is not None and 0 <= value * scale <= 120:
+            half = 0.5 if m.group(0).endswith("岁半") else 0.0
+            return round(value * scale + half, 3)
     m = _AGE_PAIR.search(text)
     if m:
         return float(m.group(2))
@@ -61,8 +98,49 @@ def read_age(text: str) -> float | None:
     return None
 
 
-def read_facts(text: str, age_years: float | None = None, sex: str | None = None) -> PatientFacts:
-    """Explicit arguments (the mini-program's profile, the predict input) win over the text."""
+def read_duration_days(text: str) -> float | None:
+    """How long the complaint has lasted: "3天", "两周", "半年多", "昨天开始"."""
+    m = _DURATION.search(text)
+    if m and (value := cn_number(m.group(1))) is not None:
+        unit = m.group(2).replace("多", "").replace("个", "")
+        return round(value * _DURATION_UNIT_DAYS.get(unit, 1), 3)
+    for pattern, days in _DURATION_WORDS:
+        if pattern.search(text):
+            return days
+    return None
+
+
+def read_severity(text: str) -> str | None:
+    m = _SCORE.search(text)
+    if m:
+        score = int(m.group(1))
+        return "severe" if score >= 7 else "moderate" if score >= 4 else "mild"
+    if _SEVERE.search(text):
+        return "severe"
+    if _MODERATE.search(text):
+        return "moderate"
+    if _MILD.search(text):
+        return "mild"
+    return None
+
+
+def read_temperature(text: str) -> float | None:
+    values = [float(v) for v in _TEMPERATURE.findall(text)]
+    if values:
+        return max(values)
+    return 39.0 if _HIGH_FEVER_WORDS.search(text) else None
+
+
+def read_facts(
+    text: str,
+    age_years: float | None = None,
+    sex: str | None = None,
+    pregnant: bool | None = None,
+    duration_days: float | None = None,
+    severity: str | None = None,
+) -> PatientFacts:
+    """Explicit arguments (the conversation's slots, the mini-program's profile, the
+    predict input) win over what the text says."""
     if age_years is None:
         age_years = read_age(text)
     if sex not in ("男", "女"):
@@ -78,6 +156,9 @@ def read_facts(text: str, age_years: float | None = None, sex: str | None = None
     return PatientFacts(
         age_years=age_years,
         sex=sex,
-        pregnant=bool(_PREGNANT.search(text)) and sex != "男",
+        pregnant=(bool(_PREGNANT.search(text)) if pregnant is None else pregnant) and sex != "男",
         probable_child=(age_years < 14) if age_years is not None else bool(_CHILD_WORDS.search(text)),
+        duration_days=duration_days if duration_days is not None else read_duration_days(text),
+        severity=severity or read_severity(text),
+        temperature=read_temperature(text),
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from triage.decision import Decision
-from triage.guardrails import AI_LABEL, with_footer
+from triage.guardrails import AI_LABEL, FOOTER, with_footer
 from triage.knowledge.loader import KnowledgeBase
 
 URGENCY_TEXT = {
@@ -46,24 +49,89 @@ def consent_notice(retention_days: int, session_minutes: int) -> str:
 CONSENTED = with_footer(
     f"【{AI_LABEL}】感谢您的同意。请用一两句话描述哪里不舒服、持续多久了，例如：“孩子发烧三天，咳嗽有痰”。"
 )
-DELETED = with_footer(f"【{AI_LABEL}】您的对话、授权记录和导诊结果已全部删除。如需再次使用，请重新同意个人信息处理说明。")
+DELETED = with_footer(
+    f"【{AI_LABEL}】您的对话、授权记录和导诊结果已全部删除。如需再次使用，请重新同意个人信息处理说明。"
+)
 RESTARTED = with_footer(f"【{AI_LABEL}】好的，我们重新开始。请描述您现在哪里不舒服。")
 EMPTY_TEXT = with_footer(f"【{AI_LABEL}】请用文字描述一下您的不适症状，我来帮您推荐合适的科室。")
 
 
-def recommendation(decision: Decision, kb: KnowledgeBase) -> str:
+DIRECT_NEEDS_COMPLAINT = with_footer(f"【{AI_LABEL}】请先用一两句话描述哪里不舒服，我才能为您推荐科室。")
+HANDOFF = with_footer(f"【{AI_LABEL}】正在为您转接人工客服，请稍候。如情况紧急，请直接拨打120或到最近医院的急诊科。")
+THANKS = with_footer(
+    f"【{AI_LABEL}】不客气，祝您早日康复！如有新的不适，可以直接发送新的描述；发送“删除我的数据”可删除本次记录。"
+)
+NEUTRAL = with_footer(f"【{AI_LABEL}】抱歉，这条消息暂时无法处理。请换一种说法描述您的不适症状，我来帮您推荐科室。")
+CLOSE_SECOND = 0.6  # a second department is offered when its score is at least this share of the first
+
+
+@dataclass(frozen=True)
+class Booking:
+    """Mini-program booking pages: the department's own page from the knowledge base,
+    else the hospital's booking page with the department id filled in."""
+
+    appid: str = ""
+    page: str = "pages/booking/index?dept={dept_id}"
+
+    def link(self, dept_id: str, name: str, own_page: str = "") -> str:
+        path = own_page or self.page.format(dept_id=dept_id)
+        if self.appid:  # a tappable mini-program link inside a customer-service text message
+            return f'<a data-miniprogram-appid="{self.appid}" data-miniprogram-path="{path}">点击预约{name}</a>'
+        return f"在医院小程序“预约挂号”中选择{name}"
+
+
+def question(text: str, hint: str) -> str:
+    return with_footer(f"【{AI_LABEL}】{text}\n{hint}")
+
+
+def recommendation(decision: Decision, kb: KnowledgeBase, booking: Booking | None = None, note: str = "") -> str:
     if not decision.departments:
         return with_footer(f"【{AI_LABEL}】{decision.reason}")
     top = decision.departments[0]
     dept = kb.by_id.get(top.dept_id)
-    lines = [f"【{AI_LABEL}】", f"建议科室：{top.name}"]
+    lines = [f"【{AI_LABEL}】"]
+    if note:
+        lines.append(note)
+    lines.append(f"建议科室：{top.name}")
     if dept and (dept.location or dept.hours):
-        where = "；".join(x for x in (dept.location and f"位置：{dept.location}", dept.hours and f"时间：{dept.hours}") if x)
+        where = "；".join(
+            x for x in (dept.location and f"位置：{dept.location}", dept.hours and f"时间：{dept.hours}") if x
+        )
         lines.append(where)
-    lines.append(f"紧急程度：{URGENCY_TEXT[decision.urgency]}")
+    urgency = URGENCY_TEXT[decision.urgency]
+    lines.append(f"紧急程度：{urgency}" + (f"（{decision.urgency_reason}）" if decision.urgency_reason else ""))
     lines.append(f"理由：{decision.reason}")
-    others = [c.name for c in decision.departments[1:3]]
+    others = [c.name for c in decision.departments[1:3] if c.score >= CLOSE_SECOND * top.score]
     if others:
         lines.append(f"也可考虑：{'、'.join(others)}")
     lines.append(f"下一步：{NEXT_STEP[decision.urgency]}")
+    if booking is not None and decision.urgency in ("routine", "urgent", "self_care"):
+        lines.append(f"预约：{booking.link(top.dept_id, top.name, dept.booking_page if dept else '')}")
     return with_footer("\n".join(lines))
+
+
+def summary_line(code: str, summary: dict[str, Any]) -> str:
+    """The short pre-consultation summary shown to the patient: structured facts only, never
+    an echo of free text (which may carry drug names or instructions)."""
+    parts = []
+    if summary.get("associated"):
+        parts.append(f"症状：{'、'.join(summary['associated'][:5])}")
+    if summary.get("duration"):
+        parts.append(f"持续：{summary['duration']}")
+    who = "、".join(x for x in (summary.get("sex"), _age_text(summary.get("age"))) if x)
+    if who:
+        parts.append(f"患者：{who}")
+    return f"预问诊摘要（编号 {code}，就诊时出示给医生）：" + ("；".join(parts) or "已记录您的描述")
+
+
+def _age_text(age: float | None) -> str | None:
+    if age is None:
+        return None
+    return f"{age:g}岁" if age >= 1 else f"{round(age * 12)}个月"
+
+
+def with_summary(reply: str, code: str, summary: dict[str, Any]) -> str:
+    body = reply.removesuffix(FOOTER).rstrip()
+    return with_footer(
+        f"{body}\n{summary_line(code, summary)}\n有新的情况可以继续补充；咨询其他问题请先发送“重新开始”。"
+    )

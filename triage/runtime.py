@@ -17,6 +17,7 @@ from triage.config import Settings
 from triage.llm import LanguageModel
 from triage.pipeline import TriageEngine, TriagePipeline
 from triage.sessions import SessionStore
+from triage.store.consultations import ConsultationStore
 from triage.wechat.client import WeChatSender
 
 log = logging.getLogger(__name__)
@@ -31,9 +32,11 @@ class Runtime:
         self.engine: TriageEngine | None = None
         self._redis: redis.Redis | None = None
         self._sender: WeChatSender | None = None
+        self._consultations: ConsultationStore | None = None
 
     def configure(self, settings: Settings, redis_url: str) -> None:
         self.settings, self.redis_url = settings, redis_url
+        self._consultations = None  # the database may differ between configurations
 
     @property
     def redis(self) -> redis.Redis:
@@ -75,12 +78,22 @@ class Runtime:
                 "model": self.model.name if self.model and self.model.loaded else None}  # fmt: skip
         self.redis.set(f"triage:worker:{os.getpid()}", json.dumps(info), ex=24 * 3600)
 
+    @property
+    def consultations(self) -> ConsultationStore:
+        if self._consultations is None:
+            from triage.services import build_consultations
+
+            assert self.settings is not None
+            self._consultations = build_consultations(self.settings)
+        return self._consultations
+
     def pipeline(self) -> TriagePipeline:
         if self.engine is None:
             self.init_worker_process()
         assert self.engine is not None and self.settings is not None
         sessions = SessionStore(self.redis, self.settings.session_ttl_s)
-        return TriagePipeline(self.engine, sessions, self.settings.lock_ttl_s, self.settings.retention_days)
+        return TriagePipeline(self.engine, sessions, self.consultations, self.settings.lock_ttl_s,
+                              self.settings.retention_days)  # fmt: skip
 
 
 runtime = Runtime()

@@ -9,12 +9,16 @@ from pathlib import Path
 
 from triage.config import Settings
 from triage.decision import Decider
+from triage.followup import FollowUp
 from triage.knowledge.loader import KnowledgeBase
 from triage.llm import LanguageModel, ModelConfig, ModelUnavailable, default_model_path
 from triage.pipeline import TriageEngine
 from triage.redflags import RedFlagRules
+from triage.replies import Booking
 from triage.retrieval.embedder import make_embedder
 from triage.retrieval.hybrid import Retriever
+from triage.store.consultations import ConsultationStore
+from triage.store.db import create_schema, make_engine, make_sessionmaker
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
@@ -56,7 +60,15 @@ def build_engine(
         top_k=settings.top_k,
         child_age=settings.child_age,
     )
-    return TriageEngine(kb, retriever, red_flags, decider)
+    followup = FollowUp(kb, max_questions=settings.max_questions)
+    booking = Booking(settings.miniprogram_appid, settings.booking_page)
+    return TriageEngine(kb, retriever, red_flags, decider, followup, booking)
+
+
+def build_consultations(settings: Settings) -> ConsultationStore:
+    engine = make_engine(settings.database)
+    create_schema(engine)
+    return ConsultationStore(make_sessionmaker(engine), settings.retention_days)
 
 
 def warm_index(settings: Settings) -> None:

@@ -34,8 +34,17 @@ def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
     text = message.content.strip()
     if not text:
         return replies.EMPTY_TEXT, {"kind": "empty"}
-    turn = runtime.pipeline().handle_text(user, text)
+    settings = runtime.settings
+    screen = None
+    if settings is not None and settings.msg_sec_check:
+
+        def screen(content: str) -> bool:
+            return runtime.sender.text_is_safe(message.from_user, content)
+
+    turn = runtime.pipeline().handle_text(user, text, screen=screen)
     facts: dict = {"kind": turn.kind}
+    if turn.question is not None:
+        facts["question"] = turn.question.kind
     if turn.result is not None:
         result = turn.result
         facts.update(

@@ -20,6 +20,7 @@ class KnowledgeBase:
     canonical: tuple[str, ...]
     red_flags: dict[str, Any] = field(default_factory=dict)
     synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    urgency: dict[str, Any] = field(default_factory=dict)
     by_id: dict[str, Department] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -29,6 +30,7 @@ class KnowledgeBase:
         canonical: list[str],
         red_flags: dict[str, Any] | None = None,
         synonyms: dict[str, list[str]] | None = None,
+        urgency: dict[str, Any] | None = None,
         version: str | None = None,
     ) -> KnowledgeBase:
         depts = tuple(Department.model_validate(d) for d in sorted(departments, key=lambda d: d["id"]))
@@ -36,7 +38,8 @@ class KnowledgeBase:
         if problems:
             raise ValueError("; ".join(problems))
         digest = hashlib.sha256(
-            json.dumps([[d.model_dump(mode="json") for d in depts], canonical, red_flags, synonyms], ensure_ascii=False,
+            json.dumps([[d.model_dump(mode="json") for d in depts], canonical, red_flags, synonyms, urgency],
+                       ensure_ascii=False,
                        sort_keys=True).encode()
         ).hexdigest()[:12]  # fmt: skip
         return cls(
@@ -45,21 +48,23 @@ class KnowledgeBase:
             canonical=tuple(canonical),
             red_flags=red_flags or {},
             synonyms={k: tuple(v) for k, v in (synonyms or {}).items()},
+            urgency=urgency or {},
             by_id={d.id: d for d in depts},
         )
 
     @classmethod
     def load(cls, directory: Path) -> KnowledgeBase:
         directory = Path(directory)
-        departments = [
-            yaml.safe_load(p.read_text("utf-8")) for p in sorted((directory / "departments").glob("*.yaml"))
-        ]
+        departments = [yaml.safe_load(p.read_text("utf-8")) for p in sorted((directory / "departments").glob("*.yaml"))]
         canonical = yaml.safe_load((directory / "canonical_departments.yaml").read_text("utf-8"))
-        red_flags_path = directory / "red_flags.yaml"
-        red_flags = yaml.safe_load(red_flags_path.read_text("utf-8")) if red_flags_path.exists() else {}
-        synonyms_path = directory / "synonyms.yaml"
-        synonyms = yaml.safe_load(synonyms_path.read_text("utf-8")) if synonyms_path.exists() else {}
-        return cls.from_dicts(departments, canonical, red_flags, synonyms)
+
+        def optional(name: str) -> dict[str, Any]:
+            path = directory / name
+            return yaml.safe_load(path.read_text("utf-8")) if path.exists() else {}
+
+        return cls.from_dicts(
+            departments, canonical, optional("red_flags.yaml"), optional("synonyms.yaml"), optional("urgency.yaml")
+        )
 
     def find_by_canonical(self, canonical: str) -> Department | None:
         """The main department for a canonical name (the one without a parent)."""

@@ -54,11 +54,13 @@ class Retriever:
         self.bm25 = BM25({d.id: self._department_tokens(d) for d in kb.departments})
         self.embedder = embedder
         self._entry_dept: list[str] = []
+        self._entry_term: list[str] = []
         texts: list[str] = []
         for d in kb.departments:
             for e in d.entries:
                 texts.append(f"{e.term}：{'、'.join(e.aliases[:8])}" if e.aliases else e.term)
                 self._entry_dept.append(d.id)
+                self._entry_term.append(e.term)
         self._dept_index = {d.id: i for i, d in enumerate(kb.departments)}
         self._entry_dept_idx = np.array([self._dept_index[i] for i in self._entry_dept])
         self._entry_vectors = cached_passages(embedder, texts, cache_dir) if embedder else None
@@ -84,6 +86,26 @@ class Retriever:
         np.maximum.at(best, self._entry_dept_idx, sims)
         return {d.id: float(best[i]) for i, d in enumerate(self.kb.departments)}
 
+    def related_entries(self, text: str, limit: int = 60) -> dict[tuple[str, str], float]:
+        """The entries nearest to the complaint in meaning: {(dept_id, term): cosine}. Used
+        to keep follow-up questions on the patient's topic."""
+        if self.embedder is None or self._entry_vectors is None or not len(self._entry_vectors):
+            return {}
+        q = self.embedder.embed_queries([text[:DENSE_QUERY_CHARS]])[0]
+        sims = self._entry_vectors @ q
+        top = np.argsort(-sims)[:limit]
+        return {(self._entry_dept[i], self._entry_term[i]): float(sims[i]) for i in top}
+
+    def mentions(self, text: str) -> list[tuple[str, str]]:
+        """(word the patient used, knowledge-base term) for each symptom or condition found."""
+        matches = self.matcher.match(text, set(self.tokenizer.tokens(text)))
+        found: dict[tuple[str, str], None] = {}
+        for m in matches:
+            posting = next((p for p in m.postings if p.kind in ("symptom", "condition")), None)
+            if posting is not None:
+                found[(m.surface, posting.term)] = None
+        return list(found)
+
     def retrieve(self, text: str, limit: int = 8) -> list[Candidate]:
         tokens = self.tokenizer.tokens(text)
         matches = self.matcher.match(text, set(tokens))
@@ -100,6 +122,8 @@ class Retriever:
         evidence: dict[str, list[str]] = {}
         for m in matches:
             for p in m.postings:
+                if p.kind == "treatment":  # a drug the patient took is no reason to show them
+                    continue
                 label = m.surface if m.surface == p.term else f"{m.surface}→{p.term}"
                 evidence.setdefault(p.dept_id, []).append(label)
         ranked = sorted(fused.items(), key=lambda kv: -kv[1])[:limit]

@@ -16,6 +16,8 @@ from triage.knowledge.loader import KnowledgeBase
 from triage.retrieval.text import normalize
 
 NEGATION_CUES = ("没有", "没", "无", "否认", "未见", "未", "不伴", "并无")
+# Degree words and fillers patients put inside a symptom: 胸口有点闷, 肚子一直疼, 头老是晕.
+FILLERS = re.compile(r"有点儿?|有一点|有些|一点儿?|稍微|比较|特别|非常|挺|很|老是|总是|经常|一直|时不时|有时候?|偶尔|好像|也|还|又")
 _CLAUSE_BREAK = re.compile(r"[，,。.；;！!？?、]|但是|不过")
 
 
@@ -56,8 +58,17 @@ class TermMatcher:
 
     def match(self, text: str, tokens: set[str] | None = None) -> list[Match]:
         """``tokens``: the jieba tokens of the text. A one-character term counts only
-        when it stands as a word of its own (脾 in 脾气 is no spleen)."""
+        when it stands as a word of its own (脾 in 脾气 is no spleen). Words found only
+        once the fillers are removed (胸口有点闷 → 胸口闷) are added."""
         text = normalize(text)
+        found = self._match(text, tokens)
+        compact = FILLERS.sub("", text)
+        if compact != text:
+            seen = {m.surface for m in found}
+            found += [m for m in self._match(compact, tokens) if m.surface not in seen and len(m.surface) > 1]
+        return found
+
+    def _match(self, text: str, tokens: set[str] | None) -> list[Match]:
         found: list[tuple[int, int, str]] = []
         for i in range(len(text)):
             for length in range(min(self.max_len, len(text) - i), 0, -1):

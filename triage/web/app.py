@@ -31,9 +31,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     celery_init_app(app, settings, redis_url)
 
     from triage import tasks  # noqa: F401  (registers the shared tasks with this Celery app)
-    from triage.web import webhook
+    from triage.web import staff, webhook
 
     app.register_blueprint(webhook.bp)
+    app.register_blueprint(staff.bp)
 
     @app.get("/healthz")
     def healthz():

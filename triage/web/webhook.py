@@ -15,11 +15,13 @@ from flask import Blueprint, Response, current_app, request
 from kombu.exceptions import OperationalError
 
 from triage.config import Settings
+from triage.pipeline import command_of
 from triage.privacy import user_ref
 from triage.runtime import runtime
 from triage.tasks import handle_message
 from triage.wechat.crypto import DecryptError, PushCrypto, SignatureError
 from triage.wechat.parser import PushError, parse_fields, to_message
+from triage.wechat.passive import transfer_to_agent
 
 bp = Blueprint("webhook", __name__, url_prefix="/wechat")
 log = logging.getLogger(__name__)
@@ -64,7 +66,8 @@ def receive() -> Response:
         body = request.get_data(cache=False)
         fmt = "json" if (request.is_json or body.lstrip()[:1] == b"{") else "xml"
         fields = parse_fields(body, fmt)
-        if "Encrypt" in fields:  # safe or compatible mode
+        encrypted = "Encrypt" in fields
+        if encrypted:  # safe or compatible mode
             plaintext = crypto.decrypt(fields["Encrypt"], args.get("msg_signature", ""), timestamp, nonce)
             fields = parse_fields(plaintext.encode(), fmt)
         message = to_message(fields)
@@ -98,4 +101,10 @@ def receive() -> Response:
             runtime.redis.delete(dedup_key)
         return _plain("temporarily unavailable", 503)
     log.info("push queued", extra={"msg_type": message.msg_type, "user": ref, "request_id": request_id})
+    if message.msg_type == "text" and command_of(message.content) == "handoff":
+        # "转人工": WeChat routes the conversation to a human agent; the queued task records
+        # the hand-off and its summary for the agent, and tells the patient to wait.
+        body, mimetype = transfer_to_agent(message, fmt, crypto if encrypted else None)
+        log.info("handed to a human agent", extra={"user": ref, "request_id": request_id})
+        return Response(body, mimetype=mimetype)
     return _plain("success")

@@ -73,6 +73,17 @@ class WeChatSender:
         except WeChatSendError as exc:
             log.info("typing indicator failed: %s", exc)
 
+    def text_is_safe(self, openid: str, content: str) -> bool:
+        """WeChat content security (msgSecCheck v2). Only a "risky" verdict blocks; an outage
+        of the check lets the text through, because a patient must never go unanswered."""
+        try:
+            result = self._call(self.client.api_root + "wxa/msg_sec_check", {"content": content[:2500], "version": 2, "scene": 2,
+                                                      "openid": openid})  # fmt: skip
+        except WeChatSendError as exc:
+            log.warning("msgSecCheck unavailable, text allowed: %s", exc)
+            return True
+        return (result.get("result") or {}).get("suggest") != "risky"
+
     def _call(self, endpoint: str, data: dict) -> dict:
         token = None
         for attempt in range(2):  # the second attempt only after a token refresh

@@ -130,3 +130,14 @@ def test_first_contact_gets_the_privacy_notice_and_deletion_is_confirmed(stack, 
     assert "同意" in notice and "删除我的数据" in notice and NOTICE in notice
     push(stack.web_url, crypto, message_fields(user, "删除我的数据"))
     assert "已全部删除" in wait_for_replies(stack.fake_url, user, 2, timeout=60)[1]["text"]["content"]
+
+
+def test_patient_images_can_be_downloaded_for_a_vision_model(stack):
+    import redis
+
+    from triage.wechat.client import WeChatSender
+
+    s = stack.settings
+    sender = WeChatSender(redis.Redis.from_url(stack.redis_url), s.wechat_appid, s.wechat_secret, stack.fake_url)
+    image, mime = sender.download_media("media-1")
+    assert image.startswith(b"\x89PNG") and mime == "image/png"

@@ -131,7 +131,8 @@ def evaluate(dev: Path | None, out: Path, modes: str, generate_rows: int, convos
     """Predict on a labelled set in each mode, replay the scripted conversations; write JSON."""
     from triage.predict import predict_file, read_rows, score
 
-    results: dict[str, dict] = {}
+    # Sections not re-run this time (e.g. no labelled set here) keep their last numbers.
+    results: dict[str, dict] = json.loads(out.read_text("utf-8")) if out.exists() else {}
     out.parent.mkdir(parents=True, exist_ok=True)
     if convos.exists():
         results["conversations"] = _evaluate_conversations(convos)

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     n_threads_batch: int = Field(1, ge=1, le=256, description="Threads for prompt processing, per worker process.")
     n_gpu_layers: int = Field(0, ge=-1, le=1000, description="Layers offloaded to the GPU (-1: all).")
     model_timeout_s: float = Field(8.0, gt=0, le=120, description="Budget for one model call before the fallback.")
+    vision_model_path: Path | None = Field(
+        None, description="Multimodal GGUF (e.g. MedGemma 4B) for image messages. Unset: images get a text request."
+    )
+    vision_projector_path: Path | None = Field(
+        None, description="Its projector (mmproj) GGUF; needed together with TRIAGE_VISION_MODEL_PATH."
+    )
     model_weight: float = Field(
         0.5, ge=0, le=5, description="Weight of the model's score against the retrieval score (score mode)."
     )

@@ -18,6 +18,7 @@ from triage.llm import LanguageModel
 from triage.pipeline import TriageEngine, TriagePipeline
 from triage.sessions import SessionStore
 from triage.store.consultations import ConsultationStore
+from triage.vision import ImageDescriber
 from triage.wechat.client import WeChatSender
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Runtime:
         self._redis: redis.Redis | None = None
         self._sender: WeChatSender | None = None
         self._consultations: ConsultationStore | None = None
+        self.vision: ImageDescriber | None = None
 
     def configure(self, settings: Settings, redis_url: str) -> None:
         self.settings, self.redis_url = settings, redis_url
@@ -58,13 +60,14 @@ class Runtime:
         return self._sender
 
     def init_worker_process(self) -> None:
-        from triage.services import build_engine, build_model
+        from triage.services import build_engine, build_model, build_vision
 
         assert self.settings is not None
         with self._lock:
             if self.engine is None:
                 self.model = build_model(self.settings)
                 self.engine = build_engine(self.settings, model=self.model)
+                self.vision = build_vision(self.settings)
                 self.announce_ready()
                 log.info("worker ready", extra={"kb_version": self.engine.kb.version})
 

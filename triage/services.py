@@ -19,6 +19,7 @@ from triage.retrieval.embedder import make_embedder
 from triage.retrieval.hybrid import Retriever
 from triage.store.consultations import ConsultationStore
 from triage.store.db import create_schema, make_engine, make_sessionmaker
+from triage.vision import ImageDescriber
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched from a model hub
@@ -63,6 +64,18 @@ def build_engine(
     followup = FollowUp(kb, max_questions=settings.max_questions)
     booking = Booking(settings.miniprogram_appid, settings.booking_page)
     return TriageEngine(kb, retriever, red_flags, decider, followup, booking)
+
+
+def build_vision(settings: Settings) -> ImageDescriber | None:
+    """The optional multimodal model; None (images get a text request) when unset or broken."""
+    if not (settings.vision_model_path and settings.vision_projector_path):
+        return None
+    try:
+        return ImageDescriber(settings.vision_model_path, settings.vision_projector_path,
+                              n_threads=settings.n_threads, n_gpu_layers=settings.n_gpu_layers).load()  # fmt: skip
+    except ModelUnavailable as exc:
+        log.error("vision model unavailable, images get a text request: %s", exc)
+        return None
 
 
 def build_consultations(settings: Settings) -> ConsultationStore:

@@ -25,13 +25,15 @@ RESULT_TTL_S = 24 * 3600
 
 def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
     """The reply text for one message, and facts for the log (no complaint text)."""
-    if message.msg_type == "event":
-        return replies.WELCOME, {"kind": "welcome"}
+    if message.msg_type in ("event", "miniprogrampage"):
+        return replies.WELCOME, {"kind": "welcome" if message.msg_type == "event" else "card"}
     if message.msg_type == "image":
-        return replies.IMAGE_REPLY, {"kind": "image"}
-    if message.msg_type == "miniprogrampage":
-        return replies.WELCOME, {"kind": "card"}
-    text = message.content.strip()
+        described = _describe_image(message)
+        if described is None:
+            return replies.IMAGE_REPLY, {"kind": "image"}
+        text = f"图片所见：{described}"
+    else:
+        text = message.content.strip()
     if not text:
         return replies.EMPTY_TEXT, {"kind": "empty"}
     settings = runtime.settings
@@ -55,6 +57,18 @@ def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
             timings={k: round(v, 4) for k, v in result.timings.items()},
         )
     return turn.reply, facts
+
+
+def _describe_image(message: IncomingMessage) -> str | None:
+    """With a multimodal model configured, the image in words; otherwise None."""
+    if runtime.vision is None or not message.media_id:
+        return None
+    try:
+        image, mime = runtime.sender.download_media(message.media_id)
+    except WeChatSendError as exc:
+        log.warning("image not downloaded: %s", exc)
+        return None
+    return runtime.vision.describe(image, mime)
 
 
 @shared_task(bind=True, name="triage.handle_message", max_retries=None)

@@ -73,6 +73,20 @@ class WeChatSender:
         except WeChatSendError as exc:
             log.info("typing indicator failed: %s", exc)
 
+    def download_media(self, media_id: str) -> tuple[bytes, str]:
+        """A temporary media file (the patient's image): its bytes and content type."""
+        try:
+            res = self.client._http.get(self.client.api_root + "cgi-bin/media/get", timeout=self.client.timeout,
+                                        params={"access_token": self.client.access_token, "media_id": media_id})  # fmt: skip
+            res.raise_for_status()
+        except requests.RequestException as exc:
+            raise WeChatSendError(None, type(exc).__name__, temporary=True) from exc
+        kind = res.headers.get("Content-Type", "").split(";")[0]
+        if kind.endswith("json") or kind.startswith("text"):  # WeChat answers errors as JSON
+            errcode = (res.json() or {}).get("errcode") if kind.endswith("json") else None
+            raise WeChatSendError(errcode, "media not available", temporary=False)
+        return res.content, kind or "image/jpeg"
+
     def text_is_safe(self, openid: str, content: str) -> bool:
         """WeChat content security (msgSecCheck v2). Only a "risky" verdict blocks; an outage
         of the check lets the text through, because a patient must never go unanswered."""

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 ERRMSG = {
     -1: "system error",
@@ -53,6 +53,12 @@ class _State:
     calls: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[str, list[_Failure]] = field(default_factory=dict)
     risky_words: tuple[str, ...] = ("违禁词测试",)
+
+
+_TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
 
 
 def create_fake_wechat(appid: str = "wx0000000000000000", secret: str = "dev-app-secret") -> Flask:
@@ -147,6 +153,18 @@ def create_fake_wechat(appid: str = "wx0000000000000000", secret: str = "dev-app
         if data.get("command") not in ("Typing", "CancelTyping"):
             return error(47001)
         return jsonify({"errcode": 0, "errmsg": "ok"})
+
+    @app.get("/cgi-bin/media/get")
+    def media_get():
+        record("cgi-bin/media/get", {"media_id": request.args.get("media_id")})
+        if (failed := injected("cgi-bin/media/get")) is not None:
+            return failed
+        if not token_ok():
+            return error(40001)
+        if not request.args.get("media_id"):
+            return error(40007)
+        # A 1x1 PNG: enough for the image path to be exercised end to end.
+        return Response(_TINY_PNG, mimetype="image/png")
 
     @app.get("/sns/jscode2session")
     def jscode2session():

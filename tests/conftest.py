@@ -76,13 +76,15 @@ def engine(settings):
 
 
 @pytest.fixture(scope="session")
-def stack(redis_server):
-    """Redis db 1, so the webhook tests' queue on db 0 is never drained by this worker."""
+def stack(redis_server, tmp_path_factory):
+    """Redis db 1, so the webhook tests' queue on db 0 is never drained by this worker; a
+    fresh database, seeded from the YAML as a first `make run` would."""
     from triage.stack import Stack
 
     url = redis_server.url.rsplit("/", 1)[0] + "/1"
     web_port, fake_port = free_port(), free_port()
-    settings = make_settings(url, web_port=web_port, fake_wechat_port=fake_port,
+    database = f"sqlite:///{tmp_path_factory.mktemp('db')}/stack.db"
+    settings = make_settings(url, web_port=web_port, fake_wechat_port=fake_port, database_url=database,
                              wechat_api_base=f"http://127.0.0.1:{fake_port}/")  # fmt: skip
     running = Stack(settings, persistent=False, web_port=web_port, fake_port=fake_port,
                     log_dir=ARTIFACTS / "stack-logs",

@@ -141,3 +141,43 @@ def test_patient_images_can_be_downloaded_for_a_vision_model(stack):
     sender = WeChatSender(redis.Redis.from_url(stack.redis_url), s.wechat_appid, s.wechat_secret, stack.fake_url)
     image, mime = sender.download_media("media-1")
     assert image.startswith(b"\x89PNG") and mime == "image/png"
+
+
+def _editor_session(stack, username: str, password: str) -> tuple[requests.Session, str]:
+    client = requests.Session()
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(f"{stack.web_url}/editor/login").text).group(1)
+    client.post(f"{stack.web_url}/editor/login", data={"username": username, "password": password, "csrf_token": token})
+    page = client.get(f"{stack.web_url}/editor/publish").text
+    return client, re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def _department_for(stack, crypto, openid: str, text: str) -> str:
+    before = len(replies_for(stack.fake_url, openid))
+    push(stack.web_url, crypto, message_fields(openid, "重新开始"))
+    push(stack.web_url, crypto, message_fields(openid, text))
+    push(stack.web_url, crypto, message_fields(openid, "直接推荐"))
+    content = wait_for_replies(stack.fake_url, openid, before + 3, timeout=120)[-1]["text"]["content"]
+    return re.search(r"建议科室：(\S+)", content).group(1)
+
+
+def test_a_published_edit_changes_the_answer_and_rollback_restores_it(stack, crypto, openid):
+    from triage.services import open_database
+    from triage.store.users import UserStore
+
+    users = UserStore(open_database(stack.settings))
+    users.create("e2e-editor", "editor", "editor-password-1")
+    users.create("e2e-chief", "reviewer", "chief-password-1")
+    complaint = "我的咕嘟病又犯了"  # a word no department knows yet
+    before = _department_for(stack, crypto, openid, complaint)
+    assert before != "眼科"
+
+    editor, token = _editor_session(stack, "e2e-editor", "editor-password-1")
+    editor.post(f"{stack.web_url}/editor/departments/ophthalmology/entries",
+                data={"csrf_token": token, "term": "咕嘟病", "kind": "condition", "weight": "1.0"})  # fmt: skip
+    chief, chief_token = _editor_session(stack, "e2e-chief", "chief-password-1")
+    assert "已发布 v2" in chief.post(f"{stack.web_url}/editor/publish", data={"csrf_token": chief_token}).text
+    assert _department_for(stack, crypto, openid, complaint) == "眼科"  # the worker reloaded, no restart
+
+    chief.post(f"{stack.web_url}/editor/rollback/1", data={"csrf_token": chief_token})
+    assert _department_for(stack, crypto, openid, complaint) == before
+    assert requests.get(f"{stack.web_url}/healthz", timeout=5).json()["kb_version"] == "v1"

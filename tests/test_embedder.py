@@ -42,9 +42,20 @@ def test_missing_model_folder_is_a_clear_error(tmp_path):
         make_embedder("sentence-transformers", None)
 
 
-def test_passage_cache_is_reused(tmp_path, minilm_path):
+def test_passage_cache_is_reused_per_passage(tmp_path, minilm_path):
     embedder = make_embedder("sentence-transformers", minilm_path)
     first = cached_passages(embedder, ["头痛", "胸痛"], tmp_path)
-    files = list(tmp_path.glob("emb-*.npy"))
-    assert len(files) == 1
+    assert len(list(tmp_path.glob("passages-*.npz"))) == 1
     np.testing.assert_array_equal(cached_passages(embedder, ["头痛", "胸痛"], tmp_path), first)
+
+    embedded: list[str] = []
+    real = embedder.embed_passages
+
+    def counting(texts):  # the real model, counted: an edit must not re-embed everything
+        embedded.extend(texts)
+        return real(texts)
+
+    embedder.embed_passages = counting
+    grown = cached_passages(embedder, ["头痛", "胸痛", "腹痛"], tmp_path)
+    assert embedded == ["腹痛"]
+    np.testing.assert_allclose(grown[:2], first, rtol=1e-6)

@@ -7,6 +7,8 @@ import logging
 import os
 from pathlib import Path
 
+from sqlalchemy.orm import sessionmaker
+
 from triage.config import Settings
 from triage.decision import Decider
 from triage.followup import FollowUp
@@ -19,6 +21,7 @@ from triage.retrieval.embedder import make_embedder
 from triage.retrieval.hybrid import Retriever
 from triage.store.consultations import ConsultationStore
 from triage.store.db import create_schema, make_engine, make_sessionmaker
+from triage.store.knowledge import KnowledgeRepo, to_knowledge_base
 from triage.vision import ImageDescriber
 
 log = logging.getLogger(__name__)
@@ -78,10 +81,33 @@ def build_vision(settings: Settings) -> ImageDescriber | None:
         return None
 
 
-def build_consultations(settings: Settings) -> ConsultationStore:
+def open_database(settings: Settings) -> sessionmaker:
+    """The database, migrated to the newest schema."""
     engine = make_engine(settings.database)
-    create_schema(engine)
-    return ConsultationStore(make_sessionmaker(engine), settings.retention_days)
+    create_schema(engine, lock_dir=settings.instance_dir)
+    return make_sessionmaker(engine)
+
+
+def build_consultations(settings: Settings, sessions: sessionmaker | None = None) -> ConsultationStore:
+    return ConsultationStore(sessions or open_database(settings), settings.retention_days)
+
+
+def load_knowledge(settings: Settings, repo: KnowledgeRepo | None) -> KnowledgeBase:
+    """The active published version from the database, or the shipped YAML seed when
+    nothing has been published yet."""
+    if repo is not None and (number := repo.active_number()) is not None:
+        content = repo.version_content(number)
+        assert content is not None
+        return to_knowledge_base(content, version=f"v{number}")
+    return KnowledgeBase.load(settings.knowledge_dir)
+
+
+def prepare_database(settings: Settings) -> KnowledgeRepo:
+    """First start: migrate, and load the shipped knowledge base as version 1."""
+    repo = KnowledgeRepo(open_database(settings))
+    if repo.is_empty():
+        repo.import_seed(settings.knowledge_dir)
+    return repo
 
 
 def warm_index(settings: Settings) -> None:

@@ -50,6 +50,7 @@ class Stack:
             TRIAGE_WECHAT_API_BASE=self.fake_url,
             TRIAGE_FAKE_WECHAT_PORT=str(self.fake_port),
             TRIAGE_INSTANCE_DIR=str(self.settings.instance_dir),
+            TRIAGE_DATABASE_URL=self.settings.database,
             HF_HUB_OFFLINE="1",
             PYTHONUNBUFFERED="1",
         )
@@ -77,7 +78,14 @@ class Stack:
         self.web_port = self.web_port or self.settings.web_port
         self.fake_port = self.fake_port or self.settings.fake_wechat_port
         self.start_redis()
+        # Migrate and seed the database once, before the web and worker processes open it.
+        from triage.runtime import KB_ACTIVE_KEY
+        from triage.services import prepare_database
+
+        active = prepare_database(self.settings).active_number()
         stale = redis.Redis.from_url(self.redis_url)
+        if active is not None:
+            stale.set(KB_ACTIVE_KEY, active)
         for key in stale.scan_iter("triage:worker:*"):  # readiness marks of an earlier run
             stale.delete(key)
         bin_dir = Path(sys.executable).parent

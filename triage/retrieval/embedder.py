@@ -81,15 +81,36 @@ def make_embedder(kind: str, path: Path | None = None, threads: int = 1) -> Embe
 
 
 def cached_passages(embedder: Embedder, texts: list[str], cache_dir: Path | None) -> np.ndarray:
-    """Embed passages, reusing an on-disk copy made from the same texts and model."""
-    digest = hashlib.sha256("\x1f".join([embedder.name, *texts]).encode()).hexdigest()[:20]
-    path = Path(cache_dir) / f"emb-{digest}.npy" if cache_dir else None
+    """Embed passages, reusing vectors already computed for the same text and model.
+
+    The cache is keyed per passage, so a staff edit that adds one alias costs one
+    embedding, not the whole index: a published version is live within seconds.
+    """
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    keys = [hashlib.sha256(f"{embedder.name}\x1f{t}".encode()).hexdigest()[:24] for t in texts]
+    path = Path(cache_dir) / f"passages-{_slug(embedder.name)}.npz" if cache_dir else None
+    known: dict[str, np.ndarray] = {}
     if path and path.exists():
-        return np.load(path)
-    vectors = embedder.embed_passages(texts) if texts else np.zeros((0, 384), dtype=np.float32)
-    if path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-        np.save(tmp, vectors)
-        os.replace(tmp, path)  # atomic, so two workers never read half a file
-    return vectors
+        try:
+            with np.load(path) as stored:
+                known = dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
+        except (OSError, ValueError, KeyError):  # a damaged cache is rebuilt, never trusted
+            known = {}
+    missing = [i for i, k in enumerate(keys) if k not in known]
+    if missing:
+        fresh = embedder.embed_passages([texts[i] for i in missing])
+        known.update({keys[i]: vec for i, vec in zip(missing, fresh, strict=True)})
+        if len(known) > 2 * len(keys) + 1000:  # old versions' passages: keep the cache bounded
+            known = {k: known[k] for k in keys}
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+            with open(tmp, "wb") as fh:
+                np.savez(fh, keys=np.array(list(known)), vectors=np.stack(list(known.values())))
+            os.replace(tmp, path)  # atomic, so two workers never read half a file
+    return np.stack([known[k] for k in keys]).astype(np.float32)
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "-" for ch in name)[:60]

@@ -4,11 +4,24 @@ process and the workers write to the same file."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, String, Text, create_engine, event
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
 
 def utcnow() -> datetime:
@@ -66,6 +79,82 @@ class AuditEvent(Base):
                 "action": self.action, "target": self.target, "detail": self.detail}  # fmt: skip
 
 
+# --- the knowledge base: the draft staff edit, and the published, immutable versions ----------
+
+
+class KbDepartment(Base):
+    __tablename__ = "kb_departments"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(20))
+    canonical: Mapped[str] = mapped_column(String(20))
+    parent: Mapped[str | None] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(String(200))
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    not_for: Mapped[list[str]] = mapped_column(JSON, default=list)
+    location: Mapped[str] = mapped_column(String(100), default="")
+    hours: Mapped[str] = mapped_column(String(100), default="")
+    booking_page: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    entries: Mapped[list[KbEntry]] = relationship(
+        back_populates="department", cascade="all, delete-orphan", order_by="KbEntry.position"
+    )
+
+
+class KbEntry(Base):
+    __tablename__ = "kb_entries"
+    __table_args__ = (UniqueConstraint("department_id", "term"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    department_id: Mapped[str] = mapped_column(ForeignKey("kb_departments.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    term: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16))
+    aliases: Mapped[list[str]] = mapped_column(JSON, default=list)
+    weight: Mapped[float] = mapped_column(Float, default=1.0)
+    urgency: Mapped[str | None] = mapped_column(String(16))
+    department: Mapped[KbDepartment] = relationship(back_populates="entries")
+
+
+class KbDocument(Base):
+    """The parts edited as a whole: canonical names, synonyms, urgency rules, red-flag rules
+    (with their reply templates), follow-up question texts."""
+
+    __tablename__ = "kb_documents"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    body: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class KbVersion(Base):
+    """A published knowledge base: numbered, frozen, never edited; rollback re-activates one."""
+
+    __tablename__ = "kb_versions"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    digest: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    published_by: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+
+
+class StaffUser(Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64), default="")
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))  # editor | reviewer | admin | operator
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 def make_engine(url: str) -> Engine:
     engine = create_engine(url, pool_pre_ping=True, future=True)
     if engine.dialect.name == "sqlite":
@@ -85,5 +174,8 @@ def make_sessionmaker(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def create_schema(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
+def create_schema(engine: Engine, lock_dir: Path | None = None) -> None:
+    """Bring the database to the newest schema with Alembic (the migrations are the schema)."""
+    from triage.store.migrate import upgrade
+
+    upgrade(engine, lock_dir=lock_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from typing import Any
 
 from flask import Flask, jsonify
@@ -15,15 +16,19 @@ from triage.runtime import runtime
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings = Settings(**(test_config or {}).get("SETTINGS", {}))
-    redis_url = settings.redis_url or os.environ.get("TRIAGE_REDIS_URL")
-    if not redis_url:
-        raise RuntimeError("TRIAGE_REDIS_URL is not set: start everything with `make run` or `triage run`")
+    # `make run` / `triage run` start Redis and set TRIAGE_REDIS_URL; the database commands
+    # (`flask --app triage kb ...`) do not need Redis at all.
+    redis_url = settings.redis_url or os.environ.get("TRIAGE_REDIS_URL") or "redis://127.0.0.1:6379/0"
     configure_logging()
     app = Flask("triage", instance_path=str(settings.instance_dir.resolve()))
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         TRIAGE_SETTINGS=settings,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.env == "production",  # behind TLS in production
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=8),
     )
     if test_config:
         app.config.update({k: v for k, v in test_config.items() if k != "SETTINGS"})
@@ -31,17 +36,32 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     celery_init_app(app, settings, redis_url)
 
     from triage import tasks  # noqa: F401  (registers the shared tasks with this Celery app)
-    from triage.web import staff, webhook
+    from triage.web import auth, commands, editor, staff, webhook
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(auth.bp, url_prefix="/editor")
+    app.register_blueprint(editor.bp)
+    app.before_request(auth.load_staff)
+    commands.init_app(app)
 
     @app.get("/healthz")
     def healthz():
-        return jsonify({"status": "ok"})
+        return jsonify({"status": "ok", "kb_version": _live_version()})
 
     @app.errorhandler(413)
     def too_large(_e):
         return jsonify({"error": "body too large"}), 413
 
     return app
+
+
+def _live_version() -> str | None:
+    """The knowledge-base version the workers serve, as announced in Redis."""
+    from triage.runtime import KB_ACTIVE_KEY
+
+    try:
+        number = runtime.redis.get(KB_ACTIVE_KEY)
+    except Exception:  # health must answer even when Redis does not
+        return None
+    return f"v{int(number)}" if number else None

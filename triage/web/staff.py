@@ -36,7 +36,7 @@ def staff_required(view):
 
 
 def _audit() -> AuditLog:
-    return AuditLog(runtime.consultations.sessions)
+    return runtime.audit
 
 
 @bp.get("/consultations/<code>")

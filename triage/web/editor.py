@@ -1,0 +1,221 @@
+"""The staff editor (Simplified Chinese): departments and their words, red-flag rules
+with a live tester, "试一试" on the draft, diff, publish, rollback, audit log."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import yaml
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+
+from triage.knowledge.schema import Entry
+from triage.redflags import RedFlagRules
+from triage.runtime import runtime
+from triage.store.knowledge import InvalidKnowledge, digest, to_knowledge_base, validate
+from triage.web.auth import CAN, check_csrf, login_required
+
+bp = Blueprint("editor", __name__, url_prefix="/editor", template_folder="templates")
+KINDS = {"symptom": "症状", "condition": "疾病", "body_part": "部位", "exam": "检查", "treatment": "治疗",
+         "population": "人群"}  # fmt: skip
+URGENCY = {"": "（无）", "self_care": "可居家观察", "routine": "一般", "urgent": "较急", "emergency": "紧急"}
+_SPLIT = re.compile(r"[、,，;；\s]+")
+
+
+@bp.before_request
+def _csrf() -> None:
+    check_csrf()
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, Any]:
+    from triage.web.auth import csrf_token
+
+    staff = g.get("staff")
+    return {"csrf_token": csrf_token, "staff": staff, "can": (lambda p: staff is not None and staff.role in CAN[p]),
+            "KINDS": KINDS, "URGENCY": URGENCY}  # fmt: skip
+
+
+@bp.get("/")
+@login_required("edit")
+def index():
+    repo = runtime.knowledge
+    return render_template("editor/index.html", active=repo.active_number(), changes=repo.diff(),
+                           versions=repo.versions()[:5])  # fmt: skip
+
+
+@bp.get("/departments")
+@login_required("edit")
+def departments():
+    q = request.args.get("q", "").strip()[:40]
+    return render_template("editor/departments.html", q=q, departments=runtime.knowledge.departments(q))
+
+
+@bp.route("/departments/<dept_id>", methods=["GET", "POST"])
+@login_required("edit")
+def department(dept_id: str):
+    repo = runtime.knowledge
+    dept = repo.department(dept_id)
+    if dept is None:
+        abort(404)
+    if request.method == "POST":
+        f = request.form
+        audience = {"age_min": _number(f.get("age_min")), "age_max": _number(f.get("age_max")),
+                    "sex": f.get("sex") if f.get("sex") in ("any", "male", "female") else "any"}  # fmt: skip
+        fields = {"location": f.get("location", "")[:100], "hours": f.get("hours", "")[:100],
+                  "booking_page": f.get("booking_page", "")[:200], "summary": f.get("summary", "")[:200],
+                  "audience": audience}  # fmt: skip
+        repo.save_department(dept_id, fields, g.staff.username)
+        flash("已保存到草稿，发布后生效", "ok")
+        return redirect(url_for("editor.department", dept_id=dept_id))
+    return render_template("editor/department.html", dept=dept)
+
+
+@bp.post("/departments/<dept_id>/entries")
+@login_required("edit")
+def add_entry(dept_id: str):
+    f = request.form
+    entry = {"term": f.get("term", "").strip(), "kind": f.get("kind", "symptom"),
+             "aliases": [a for a in _SPLIT.split(f.get("aliases", "")) if a],
+             "weight": _number(f.get("weight")) or 1.0, "urgency": f.get("urgency") or None}  # fmt: skip
+    try:
+        Entry.model_validate(entry)  # the same bounds the engine enforces
+        repo = runtime.knowledge
+        if repo.department(dept_id) is None:
+            abort(404)
+        repo.add_entry(dept_id, entry, g.staff.username)
+        flash(f"已添加「{entry['term']}」到草稿，发布后生效", "ok")
+    except ValueError as exc:
+        flash(f"词条不合法：{str(exc).splitlines()[0][:200]}", "error")
+    return redirect(url_for("editor.department", dept_id=dept_id) + "#entries")
+
+
+@bp.post("/departments/<dept_id>/entries/<int:entry_id>/delete")
+@login_required("edit")
+def delete_entry(dept_id: str, entry_id: int):
+    try:
+        runtime.knowledge.delete_entry(dept_id, entry_id, g.staff.username)
+        flash("已从草稿删除", "ok")
+    except InvalidKnowledge as exc:
+        flash("；".join(exc.problems), "error")
+    return redirect(url_for("editor.department", dept_id=dept_id) + "#entries")
+
+
+@bp.route("/redflags", methods=["GET", "POST"])
+@login_required("edit")
+def redflags():
+    repo = runtime.knowledge
+    draft = repo.draft()
+    text = yaml.safe_dump(draft["red_flags"], allow_unicode=True, sort_keys=False, width=120)
+    tested = None
+    if request.method == "POST" and request.form.get("action") == "save":
+        text = request.form.get("rules", "")
+        try:
+            body = yaml.safe_load(text)
+            RedFlagRules.from_dict(body)  # every pattern compiles, every reply exists
+        except Exception as exc:
+            flash(f"规则不合法，未保存：{str(exc)[:300]}", "error")
+        else:
+            repo.save_document("red_flags", body, g.staff.username)
+            flash("红旗规则已保存到草稿，发布后生效", "ok")
+            return redirect(url_for("editor.redflags"))
+    elif request.method == "POST":  # the live tester, on the draft rules
+        sample, age = request.form.get("sample", "")[:500], _number(request.form.get("age"))
+        hit = RedFlagRules.from_dict(draft["red_flags"]).check(sample, age_years=age)
+        tested = {"sample": sample, "age": request.form.get("age", ""), "hit": hit}
+    return render_template("editor/redflags.html", rules=text, tested=tested)
+
+
+_draft_engines: dict[str, Any] = {}
+_draft_lock = threading.Lock()
+
+
+def _draft_engine(content: dict[str, Any]):
+    """The engine the draft would give, built once per draft (the model is loaded lazily)."""
+    from triage.services import build_engine, build_model
+
+    key = digest(content)
+    with _draft_lock:
+        if key not in _draft_engines:
+            settings = current_app.config["TRIAGE_SETTINGS"]
+            model = _draft_engines.get("model") or build_model(settings)
+            _draft_engines.clear()
+            _draft_engines.update(model=model, **{key: build_engine(settings, to_knowledge_base(content, "草稿"), model)})
+        return _draft_engines[key]
+
+
+@bp.route("/try", methods=["GET", "POST"])
+@login_required("edit")
+def try_it():
+    result = None
+    form = {"text": "", "age": "", "sex": ""}
+    if request.method == "POST":
+        form = {k: request.form.get(k, "")[:500] for k in form}
+        content = runtime.knowledge.draft()
+        problems = validate(content)
+        if problems:
+            flash("草稿有问题，无法试用：" + "；".join(problems), "error")
+        elif form["text"].strip():
+            engine = _draft_engine(content)
+            findings = engine.examine(form["text"], {"age": _number(form["age"]), "sex": form["sex"] or None})
+            result = {"findings": findings, "outcome": engine.conclude(findings)}
+    return render_template("editor/try.html", form=form, result=result)
+
+
+@bp.get("/publish")
+@login_required("edit")
+def publish_page():
+    repo = runtime.knowledge
+    return render_template("editor/publish.html", changes=repo.diff(), versions=repo.versions(),
+                           problems=validate(repo.draft()))  # fmt: skip
+
+
+@bp.post("/publish")
+@login_required("publish")
+def publish():
+    try:
+        number = runtime.knowledge.publish(g.staff.username, request.form.get("note", "")[:200])
+    except InvalidKnowledge as exc:
+        flash("发布失败：" + "；".join(exc.problems), "error")
+        return redirect(url_for("editor.publish_page"))
+    runtime.announce_version(number)
+    flash(f"已发布 v{number}，工作进程将在数秒内切换到新版本", "ok")
+    return redirect(url_for("editor.publish_page"))
+
+
+@bp.post("/rollback/<int:number>")
+@login_required("publish")
+def rollback(number: int):
+    try:
+        runtime.knowledge.rollback(number, g.staff.username)
+    except InvalidKnowledge as exc:
+        flash("；".join(exc.problems), "error")
+        return redirect(url_for("editor.publish_page"))
+    runtime.announce_version(number)
+    flash(f"已回滚到 v{number}", "ok")
+    return redirect(url_for("editor.publish_page"))
+
+
+@bp.post("/restore/<int:number>")
+@login_required("edit")
+def restore(number: int):
+    runtime.knowledge.restore_draft(number, g.staff.username)
+    flash(f"草稿已恢复为 v{number} 的内容", "ok")
+    return redirect(url_for("editor.publish_page"))
+
+
+@bp.get("/audit")
+@login_required("audit")
+def audit():
+    actor, action = request.args.get("actor", "").strip(), request.args.get("action", "").strip()
+    events = [e for e in runtime.audit.recent(1000)
+              if (not actor or e["actor"] == actor) and (not action or e["action"].startswith(action))]  # fmt: skip
+    return render_template("editor/audit.html", events=events[:300], actor=actor, action=action)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None

@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 TEXT ?= 孩子发烧三天，咳嗽有痰
 DEV  ?= ../shared/eval/dev.jsonl
 
-.PHONY: install run demo test lint eval bench clean
+.PHONY: install browser run demo test lint eval bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,14 @@ lint: install
 	$(BIN)/ruff check triage tests
 	$(BIN)/lint-imports
 
-test: lint
+# The browser tests drive Debian's chromium (no browser download); CJK fonts for screenshots.
+browser:
+	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
+	    echo "chromium missing and no root: the browser tests will be skipped"; exit 0; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-wqy-zenhei >/dev/null; }
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 eval: install

@@ -5,6 +5,8 @@ fake WeChat API) started as child processes."""
 from __future__ import annotations
 
 import os
+import re
+import secrets
 
 import pytest
 import redis
@@ -96,3 +98,36 @@ def stack(redis_server, tmp_path_factory):
     running.start(wait=300)
     yield running
     running.stop()
+
+
+# --- the running stack, as WeChat and a patient see it ------------------------------------------
+
+
+@pytest.fixture()
+def crypto(stack):
+    from triage.wechat.crypto import PushCrypto
+
+    s = stack.settings
+    return PushCrypto(s.wechat_token, s.wechat_aes_key, s.wechat_appid)
+
+
+@pytest.fixture()
+def openid(stack, crypto) -> str:
+    """A patient who has agreed to the privacy notice: their first reply is the thanks."""
+    from triage.wechat.pusher import message_fields, push, wait_for_replies
+
+    user = "o_e2e_" + secrets.token_hex(6)
+    push(stack.web_url, crypto, message_fields(user, "同意"))
+    assert len(wait_for_replies(stack.fake_url, user, 1, timeout=90)) == 1
+    return user
+
+
+def department_for(stack, crypto, openid: str, text: str) -> str:
+    """Start over, send a complaint, ask for the recommendation: the department named."""
+    from triage.wechat.pusher import message_fields, push, replies_for, wait_for_replies
+
+    before = len(replies_for(stack.fake_url, openid))
+    for message in ("重新开始", text, "直接推荐"):
+        push(stack.web_url, crypto, message_fields(openid, message))
+    content = wait_for_replies(stack.fake_url, openid, before + 3, timeout=120)[-1]["text"]["content"]
+    return re.search(r"建议科室：(\S+)", content).group(1)

@@ -9,27 +9,12 @@ import time
 
 import pytest
 import requests
+from conftest import department_for
 
 from triage.guardrails import AI_LABEL, NOTICE
-from triage.wechat.crypto import PushCrypto
 from triage.wechat.pusher import message_fields, push, replies_for, wait_for_replies
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture()
-def crypto(stack) -> PushCrypto:
-    s = stack.settings
-    return PushCrypto(s.wechat_token, s.wechat_aes_key, s.wechat_appid)
-
-
-@pytest.fixture()
-def openid(stack, crypto) -> str:
-    """A patient who has agreed to the privacy notice: their first reply is the thanks."""
-    user = "o_e2e_" + secrets.token_hex(6)
-    push(stack.web_url, crypto, message_fields(user, "同意"))
-    assert len(wait_for_replies(stack.fake_url, user, 1, timeout=90)) == 1
-    return user
 
 
 def answers(stack, openid: str, count: int = 1, timeout: float = 90) -> list[dict]:
@@ -151,15 +136,6 @@ def _editor_session(stack, username: str, password: str) -> tuple[requests.Sessi
     return client, re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
-def _department_for(stack, crypto, openid: str, text: str) -> str:
-    before = len(replies_for(stack.fake_url, openid))
-    push(stack.web_url, crypto, message_fields(openid, "重新开始"))
-    push(stack.web_url, crypto, message_fields(openid, text))
-    push(stack.web_url, crypto, message_fields(openid, "直接推荐"))
-    content = wait_for_replies(stack.fake_url, openid, before + 3, timeout=120)[-1]["text"]["content"]
-    return re.search(r"建议科室：(\S+)", content).group(1)
-
-
 def test_a_published_edit_changes_the_answer_and_rollback_restores_it(stack, crypto, openid):
     from triage.services import open_database
     from triage.store.users import UserStore
@@ -168,7 +144,7 @@ def test_a_published_edit_changes_the_answer_and_rollback_restores_it(stack, cry
     users.create("e2e-editor", "editor", "editor-password-1")
     users.create("e2e-chief", "reviewer", "chief-password-1")
     complaint = "我的咕嘟病又犯了"  # a word no department knows yet
-    before = _department_for(stack, crypto, openid, complaint)
+    before = department_for(stack, crypto, openid, complaint)
     assert before != "眼科"
 
     editor, token = _editor_session(stack, "e2e-editor", "editor-password-1")
@@ -176,8 +152,8 @@ def test_a_published_edit_changes_the_answer_and_rollback_restores_it(stack, cry
                 data={"csrf_token": token, "term": "咕嘟病", "kind": "condition", "weight": "1.0"})  # fmt: skip
     chief, chief_token = _editor_session(stack, "e2e-chief", "chief-password-1")
     assert "已发布 v2" in chief.post(f"{stack.web_url}/editor/publish", data={"csrf_token": chief_token}).text
-    assert _department_for(stack, crypto, openid, complaint) == "眼科"  # the worker reloaded, no restart
+    assert department_for(stack, crypto, openid, complaint) == "眼科"  # the worker reloaded, no restart
 
     chief.post(f"{stack.web_url}/editor/rollback/1", data={"csrf_token": chief_token})
-    assert _department_for(stack, crypto, openid, complaint) == before
+    assert department_for(stack, crypto, openid, complaint) == before
     assert requests.get(f"{stack.web_url}/healthz", timeout=5).json()["kb_version"] == "v1"

@@ -54,10 +54,12 @@ def run(workers: int | None) -> None:
     except Exception as exc:
         stack.stop()
         raise click.ClickException(str(exc)) from exc
+    password = _demo_admin(settings)
     click.echo(
         f"""
 导诊助手已启动
   消息推送地址 (webhook): {stack.web_url}/wechat/push
+  知识库编辑器:           {stack.web_url}/editor/  用户 admin  密码 {password}
   模拟微信接口:           {stack.fake_url}
   Redis:                  {stack.redis_url}
 试一试（另开一个终端）:
@@ -71,6 +73,22 @@ def run(workers: int | None) -> None:
                 click.echo(f"{name} 已退出 (code {proc.returncode})，正在停止", err=True)
                 _stop()
         time.sleep(1)
+
+
+def _demo_admin(settings: Settings) -> str:
+    """A demo admin account on first run (development only); its password is kept in the
+    instance folder, readable by this user only, so later runs can print it again."""
+    from triage.services import open_database
+    from triage.store.users import UserStore
+
+    secret = settings.instance_dir / "demo-admin.txt"
+    users = UserStore(open_database(settings))
+    if settings.env == "production":
+        return "（生产环境不创建演示账号：flask --app triage user create <用户名>）"
+    if not users.exists("admin"):
+        secret.write_text(users.create("admin", "admin", display_name="演示管理员"), "utf-8")
+        secret.chmod(0o600)
+    return secret.read_text("utf-8").strip() if secret.exists() else f"（见 {secret}）"
 
 
 @main.command()

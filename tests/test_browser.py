@@ -1,0 +1,95 @@
+"""The editor in a real headless Chromium (Debian's package, driven by Playwright) against
+the whole running stack: log in, add a colloquial word, try it, publish as reviewer, see
+the worker answer a WeChat push with the new department, roll back, see the old answer.
+Screenshots of the main pages go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+
+import pytest
+from conftest import ARTIFACTS, department_for
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SHOTS = ARTIFACTS / "screenshots"
+
+
+@pytest.fixture()
+def browser_page():
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed: `make test` installs Debian's chromium package (needs root)")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        page = browser.new_page(viewport={"width": 1180, "height": 900}, locale="zh-CN")
+        page.on("dialog", lambda dialog: dialog.accept())  # the confirm() before rollback
+        yield page
+        browser.close()
+
+
+def _login(page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/editor/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/editor/**")
+
+
+def test_editor_change_reaches_the_bot_and_rollback_undoes_it(stack, crypto, openid, browser_page):
+    from triage.services import open_database
+    from triage.store.users import UserStore
+
+    page, base = browser_page, stack.web_url
+    suffix = secrets.token_hex(3)
+    users = UserStore(open_database(stack.settings))
+    users.create(f"nurse-{suffix}", "editor", "nurse-password-1", display_name="李护士")
+    users.create(f"chief-{suffix}", "reviewer", "chief-password-1", display_name="王主任")
+    complaint = "我家老人的咕咚病又犯了"  # a colloquial word no department knows yet
+    before = department_for(stack, crypto, openid, complaint)
+    assert before != "眼科"
+
+    page.goto(f"{base}/editor/login")
+    page.screenshot(path=SHOTS / "login.png")
+    _login(page, base, f"nurse-{suffix}", "nurse-password-1")
+    page.goto(f"{base}/editor/departments")
+    page.fill("input[name=q]", "眼")
+    page.click("text=搜索")
+    page.screenshot(path=SHOTS / "departments.png")
+    page.click("a:text-is('眼科')")
+    page.fill("input[name=term]", "咕咚病")
+    page.fill("input[name=aliases]", "老犯咕咚病、咕咚病犯了")
+    page.select_option("select[name=kind]", "condition")
+    page.click("text=添加到草稿")
+    assert "已添加「咕咚病」" in page.inner_text(".flash")
+    page.screenshot(path=SHOTS / "department.png", full_page=False)
+
+    page.goto(f"{base}/editor/try")
+    page.fill("input[name=text]", complaint)
+    page.fill("input[name=age]", "70")
+    page.click("button[type=submit]")
+    assert page.inner_text("#try-department") == "眼科"
+    page.screenshot(path=SHOTS / "try.png", full_page=True)
+
+    page.click("text=退出")
+    _login(page, base, f"chief-{suffix}", "chief-password-1")
+    page.goto(f"{base}/editor/publish")
+    assert "咕咚病" in page.inner_text("#diff")
+    page.screenshot(path=SHOTS / "publish.png", full_page=True)
+    page.fill("input[name=note]", "眼科增加“咕咚病”说法")
+    page.click("text=发布为新版本")
+    published = int(re.search(r"已发布 v(\d+)", page.inner_text(".flash")).group(1))
+    assert department_for(stack, crypto, openid, complaint) == "眼科"
+
+    previous = published - 1
+    page.click(f"form[action$='/rollback/{previous}'] button")
+    assert f"已回滚到 v{previous}" in page.inner_text(".flash")
+    assert department_for(stack, crypto, openid, complaint) == before
+
+    page.goto(f"{base}/editor/audit")
+    assert "kb.publish" in page.inner_text("table") and "kb.rollback" in page.inner_text("table")
+    page.screenshot(path=SHOTS / "audit.png", full_page=False)

@@ -146,14 +146,20 @@ def test_a_published_edit_changes_the_answer_and_rollback_restores_it(stack, cry
     complaint = "我的咕嘟病又犯了"  # a word no department knows yet
     before = department_for(stack, crypto, openid, complaint)
     assert before != "眼科"
+    live = int(requests.get(f"{stack.web_url}/healthz", timeout=5).json()["kb_version"][1:])
 
     editor, token = _editor_session(stack, "e2e-editor", "editor-password-1")
     editor.post(f"{stack.web_url}/editor/departments/ophthalmology/entries",
                 data={"csrf_token": token, "term": "咕嘟病", "kind": "condition", "weight": "1.0"})  # fmt: skip
     chief, chief_token = _editor_session(stack, "e2e-chief", "chief-password-1")
-    assert "已发布 v2" in chief.post(f"{stack.web_url}/editor/publish", data={"csrf_token": chief_token}).text
+    published = chief.post(f"{stack.web_url}/editor/publish", data={"csrf_token": chief_token}).text
+    number = int(re.search(r"已发布 v(\d+)", published).group(1))
     assert department_for(stack, crypto, openid, complaint) == "眼科"  # the worker reloaded, no restart
+    assert requests.get(f"{stack.web_url}/readyz", timeout=5).json()["checks"]["knowledge_base"] == f"v{number}"
 
-    chief.post(f"{stack.web_url}/editor/rollback/1", data={"csrf_token": chief_token})
+    chief.post(f"{stack.web_url}/editor/rollback/{live}", data={"csrf_token": chief_token})
     assert department_for(stack, crypto, openid, complaint) == before
-    assert requests.get(f"{stack.web_url}/healthz", timeout=5).json()["kb_version"] == "v1"
+    assert requests.get(f"{stack.web_url}/healthz", timeout=5).json()["kb_version"] == f"v{live}"
+    metrics = requests.get(f"{stack.web_url}/metrics", timeout=5).text  # every process reports
+    assert re.search(r'triage_replies_total\{kind="triage"\} [1-9]', metrics)
+    assert re.search(r'triage_stage_seconds_count\{stage="retrieve"\} [1-9]', metrics)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from triage.config import PROJECT_DIR
 from triage.runtime import KB_ACTIVE_KEY, runtime
@@ -70,6 +71,14 @@ def test_edit_try_publish_rollback(editor_app, redis_client):
     tried = nurse.post("/editor/try", data={"csrf_token": token, "text": "手指缝起水泡，很痒", "age": "30", "sex": "女"})
     body = tried.get_data(as_text=True)
     assert 'id="try-department">皮肤科' in body and "手上起小水疱" in body
+
+    questions = runtime.knowledge.draft()["questions"]
+    bad_questions = yaml.safe_dump({**questions, "symptom": "有没有？"}, allow_unicode=True)
+    refused = nurse.post("/editor/documents/questions", data={"csrf_token": token, "body": bad_questions})
+    assert "{symptom}" in refused.get_data(as_text=True) and runtime.knowledge.draft()["questions"] == questions
+    kinder = yaml.safe_dump({**questions, "age_sex": "请问孩子或您本人多大了？是男是女？"}, allow_unicode=True)
+    nurse.post("/editor/documents/questions", data={"csrf_token": token, "body": kinder})
+    assert runtime.knowledge.draft()["questions"]["age_sex"] == "请问孩子或您本人多大了？是男是女？"
 
     tester = nurse.post("/editor/redflags", data={"csrf_token": token, "action": "test", "sample": "我想自杀"})
     assert "命中" in tester.get_data(as_text=True)

@@ -26,7 +26,6 @@ from triage.retrieval.hybrid import Candidate
 Outcome = tuple[str | None, str]
 Probe = Callable[[dict[str, Any]], Outcome]
 
-HINT = "（回复“直接推荐”可立即获得建议）"
 DENIED_FACTOR = 0.75  # a "no" to a department's symptom lowers that department's weight
 
 
@@ -40,12 +39,15 @@ class Question:
         return {"kind": self.kind, "text": self.text, "term": self.term}
 
 
-QUESTIONS = {
+# Used when the knowledge base has no questions document (knowledge/questions.yaml).
+DEFAULT_QUESTIONS = {
     "describe": "请再具体说说：哪里不舒服？有什么症状？大概持续多久了？",
     "age_sex": "请问患者的年龄和性别？（例如：“女，28” 或 “男孩，3岁”）",
     "sex": "请问患者是男性还是女性？",
     "pregnancy": "请问目前是否怀孕或可能怀孕？（回复“是”“否”或“不确定”）",
     "duration": "这种情况持续多久了？严重程度如何？（例如：“3天，能忍受” 或 “半年，时好时坏”）",
+    "symptom": "请问有没有{symptom}的情况？请回复“有”或“没有”。",
+    "hint": "（回复“直接推荐”可立即获得建议）",
 }
 _AGE_PROBES = ({"age": 3}, {"age": 10}, {"age": 35}, {"age": 80})
 _SEX_PROBES = ({"sex": "男"}, {"sex": "女"})
@@ -55,6 +57,8 @@ _DURATION_PROBES = ({"duration_days": 1}, {"duration_days": 5}, {"duration_days"
 class FollowUp:
     def __init__(self, kb: KnowledgeBase, max_questions: int = 3, clear_ratio: float = 0.7) -> None:
         self.kb = kb
+        self.texts = {**DEFAULT_QUESTIONS, **{k: str(v) for k, v in (kb.questions or {}).items()}}
+        self.hint = self.texts["hint"]
         self.max_questions = max_questions
         self.clear_ratio = clear_ratio
 
@@ -85,12 +89,12 @@ class FollowUp:
                 **{k: v for k, v in slots.items() if v is not None},
             }
         if "describe" not in asked and not any(c.evidence for c in candidates[:3]):
-            return Question("describe", QUESTIONS["describe"])
+            return Question("describe", self.texts["describe"])
         child = facts is not None and facts.probable_child  # a child's age is always worth knowing
         if slots.get("age") is None and "age_sex" not in asked and (child or _changes(probe, _AGE_PROBES, slots)):
-            return Question("age_sex", QUESTIONS["age_sex"])
+            return Question("age_sex", self.texts["age_sex"])
         if slots.get("sex") is None and not {"age_sex", "sex"} & set(asked) and _changes(probe, _SEX_PROBES, slots):
-            return Question("sex", QUESTIONS["sex"])
+            return Question("sex", self.texts["sex"])
         if (
             slots.get("pregnant") is None
             and "pregnancy" not in asked
@@ -98,13 +102,13 @@ class FollowUp:
             and 14 <= (slots.get("age") or 30) < 50
             and _changes(probe, ({"pregnant": True}, {"pregnant": False}), slots)
         ):
-            return Question("pregnancy", QUESTIONS["pregnancy"])
+            return Question("pregnancy", self.texts["pregnancy"])
         if not self.is_clear(candidates):
             question = self._symptom_question(candidates, slots, asked, related)
             if question is not None:
                 return question
         if slots.get("duration_days") is None and "duration" not in asked and _changes(probe, _DURATION_PROBES, slots):
-            return Question("duration", QUESTIONS["duration"])
+            return Question("duration", self.texts["duration"])
         return None
 
     def _symptom_question(
@@ -144,7 +148,7 @@ class FollowUp:
         # Everyday words first (the aliases are written that way), the medical term after.
         lay = next((a for a in entry.aliases if 2 <= len(a) <= 8 and _is_chinese(a)), None)
         shown = f"「{lay}」（{entry.term}）" if lay else f"「{entry.term}」"
-        return Question("symptom", f"请问有没有{shown}的情况？请回复“有”或“没有”。", term=entry.term)
+        return Question("symptom", self.texts["symptom"].replace("{symptom}", shown), term=entry.term)
 
 
 def discount_denied(candidates: list[Candidate], denied: Sequence[str], kb: KnowledgeBase) -> list[Candidate]:

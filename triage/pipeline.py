@@ -18,7 +18,7 @@ from typing import Any
 from triage import replies
 from triage.answers import is_unsure, parse_answer
 from triage.decision import Decider, Decision, reason_for
-from triage.followup import HINT, FollowUp, Probe, Question, discount_denied
+from triage.followup import FollowUp, Probe, Question, discount_denied
 from triage.guardrails import is_safe
 from triage.knowledge.loader import KnowledgeBase
 from triage.patient import PatientFacts, read_facts
@@ -274,7 +274,7 @@ class TriagePipeline:
             if question is not None:
                 asked.append(f"symptom:{question.term}" if question.kind == "symptom" else question.kind)
                 session["pending"] = question.as_dict()
-                return Turn(replies.question(question.text, HINT), "question", question=question)
+                return Turn(replies.question(question.text, self.engine.followup.hint), "question", question=question)
 
         note = ""
         if findings.red_flag is None and asked and self.engine.followup.is_clear(findings.candidates):

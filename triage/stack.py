@@ -8,6 +8,7 @@ all use this one launcher.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,6 +41,10 @@ class Stack:
         return f"http://127.0.0.1:{self.web_port}"
 
     @property
+    def metrics_dir(self) -> Path:
+        return self.settings.instance_dir / "prometheus"
+
+    @property
     def fake_url(self) -> str:
         return f"http://127.0.0.1:{self.fake_port}/"
 
@@ -51,6 +56,7 @@ class Stack:
             TRIAGE_FAKE_WECHAT_PORT=str(self.fake_port),
             TRIAGE_INSTANCE_DIR=str(self.settings.instance_dir),
             TRIAGE_DATABASE_URL=self.settings.database,
+            PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir),
             HF_HUB_OFFLINE="1",
             PYTHONUNBUFFERED="1",
         )
@@ -78,6 +84,8 @@ class Stack:
         self.web_port = self.web_port or self.settings.web_port
         self.fake_port = self.fake_port or self.settings.fake_wechat_port
         self.start_redis()
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)  # counters start from zero each run
+        self.metrics_dir.mkdir(parents=True)
         # Migrate and seed the database once, before the web and worker processes open it.
         from triage.runtime import KB_ACTIVE_KEY
         from triage.services import prepare_database

@@ -13,7 +13,7 @@ import time
 
 from celery import shared_task
 
-from triage import replies
+from triage import metrics, replies
 from triage.privacy import user_ref
 from triage.runtime import runtime
 from triage.wechat.client import WeChatSendError
@@ -72,8 +72,9 @@ def _describe_image(message: IncomingMessage) -> str | None:
 
 
 @shared_task(bind=True, name="triage.handle_message", max_retries=None)
-def handle_message(self, payload: dict, request_id: str) -> None:
+def handle_message(self, payload: dict, request_id: str, received_at: float | None = None) -> None:
     message = IncomingMessage(**payload)
+    received_at = received_at or time.time()
     settings = runtime.settings
     assert settings is not None
     user = user_ref(message.from_user, settings.secret_key)
@@ -94,7 +95,9 @@ def handle_message(self, payload: dict, request_id: str) -> None:
             text, facts = compose_reply(message, user)
         except Exception:  # a bug or an outage must still leave the patient an answer
             log.exception("triage failed; sending fallback", extra=context)
-            text, facts = replies.FALLBACK, {"kind": "fallback"}
+            text, facts = replies.FALLBACK, {"kind": "fallback", "failed": "triage_error"}
+            metrics.FALLBACKS.labels("triage_error").inc()
+        _observe(facts)
         store.set(result_key, text, ex=RESULT_TTL_S)
         context.update(facts, seconds=round(time.perf_counter() - started, 4))
         reply = text
@@ -111,13 +114,28 @@ def handle_message(self, payload: dict, request_id: str) -> None:
         log.error("send failed, giving up", extra=context)
         if exc.temporary and reply != replies.FALLBACK:
             _last_try_fallback(message.from_user, context)
+        metrics.record_reply(store, "undelivered", time.time() - received_at, failed=f"send {exc.errcode}", user=user)
         return
     store.set(f"triage:sent:{key}", "1", ex=RESULT_TTL_S)
+    kind = str(context.get("kind") or "cached")
+    failed = context.get("failed")
+    metrics.record_reply(store, kind, time.time() - received_at, failed=failed, user=user if failed else None)
     log.info("answered", extra=context)
+
+
+def _observe(facts: dict) -> None:
+    """Per-stage timings, red-flag hits and model fallbacks into Prometheus."""
+    for stage, seconds in (facts.get("timings") or {}).items():
+        metrics.TASK_SECONDS.labels(stage).observe(seconds)
+    if facts.get("red_flag"):
+        metrics.RED_FLAGS.labels(facts["red_flag"]).inc()
+    if facts.get("source") == "retrieval-fallback":
+        metrics.FALLBACKS.labels("model").inc()
 
 
 def _last_try_fallback(openid: str, context: dict) -> None:
     """After every retry failed, one short message in Chinese, if WeChat takes it."""
+    metrics.FALLBACKS.labels("send").inc()
     try:
         runtime.sender.send_text(openid, replies.FALLBACK)
     except WeChatSendError:

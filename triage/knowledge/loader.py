@@ -21,6 +21,7 @@ class KnowledgeBase:
     red_flags: dict[str, Any] = field(default_factory=dict)
     synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     urgency: dict[str, Any] = field(default_factory=dict)
+    questions: dict[str, Any] = field(default_factory=dict)
     by_id: dict[str, Department] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -32,13 +33,15 @@ class KnowledgeBase:
         synonyms: dict[str, list[str]] | None = None,
         urgency: dict[str, Any] | None = None,
         version: str | None = None,
+        questions: dict[str, Any] | None = None,
     ) -> KnowledgeBase:
         depts = tuple(Department.model_validate(d) for d in sorted(departments, key=lambda d: d["id"]))
         problems = validate_references(depts, canonical)
         if problems:
             raise ValueError("; ".join(problems))
         digest = hashlib.sha256(
-            json.dumps([[d.model_dump(mode="json") for d in depts], canonical, red_flags, synonyms, urgency],
+            json.dumps([[d.model_dump(mode="json") for d in depts], canonical, red_flags, synonyms, urgency,
+                        questions or {}],
                        ensure_ascii=False,
                        sort_keys=True).encode()
         ).hexdigest()[:12]  # fmt: skip
@@ -49,6 +52,7 @@ class KnowledgeBase:
             red_flags=red_flags or {},
             synonyms={k: tuple(v) for k, v in (synonyms or {}).items()},
             urgency=urgency or {},
+            questions=questions or {},
             by_id={d.id: d for d in depts},
         )
 
@@ -63,7 +67,8 @@ class KnowledgeBase:
             return yaml.safe_load(path.read_text("utf-8")) if path.exists() else {}
 
         return cls.from_dicts(
-            departments, canonical, optional("red_flags.yaml"), optional("synonyms.yaml"), optional("urgency.yaml")
+            departments, canonical, optional("red_flags.yaml"), optional("synonyms.yaml"), optional("urgency.yaml"),
+            questions=optional("questions.yaml"),
         )
 
     def find_by_canonical(self, canonical: str) -> Department | None:

@@ -28,6 +28,7 @@ DOCUMENTS = {  # name in the database → file in knowledge/
     "synonyms": "synonyms.yaml",
     "urgency": "urgency.yaml",
     "red_flags": "red_flags.yaml",
+    "questions": "questions.yaml",
 }
 DEPARTMENT_FIELDS = ("name", "canonical", "parent", "summary", "audience", "not_for", "location", "hours",
                      "booking_page")  # fmt: skip
@@ -41,7 +42,8 @@ class InvalidKnowledge(ValueError):
 
 def to_knowledge_base(content: dict[str, Any], version: str | None = None) -> KnowledgeBase:
     return KnowledgeBase.from_dicts(content["departments"], content["canonical"], content.get("red_flags"),
-                                    content.get("synonyms"), content.get("urgency"), version=version)  # fmt: skip
+                                    content.get("synonyms"), content.get("urgency"), version=version,
+                                    questions=content.get("questions"))  # fmt: skip
 
 
 def validate(content: dict[str, Any]) -> list[str]:
@@ -59,6 +61,11 @@ def validate(content: dict[str, Any]) -> list[str]:
         UrgencyRules.from_dict(content.get("urgency"))
     except Exception as exc:
         problems.append(f"紧急程度规则不合法：{_short(exc)}")
+    questions = content.get("questions") or {}
+    if not isinstance(questions, dict) or not all(isinstance(v, str) and v.strip() for v in questions.values()):
+        problems.append("追问文本必须是“名称: 文本”的形式")
+    elif "symptom" in questions and "{symptom}" not in questions["symptom"]:
+        problems.append("症状追问文本必须包含 {symptom}")
     ids = {d["id"] for d in content["departments"]}
     for d in content["departments"]:
         if d.get("parent") and d["parent"] not in ids:

@@ -6,7 +6,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 
 from triage.celery_app import celery_init_app
 from triage.config import Settings
@@ -36,24 +36,68 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     celery_init_app(app, settings, redis_url)
 
     from triage import tasks  # noqa: F401  (registers the shared tasks with this Celery app)
-    from triage.web import auth, commands, editor, staff, webhook
+    from triage.web import auth, commands, editor, ops, staff, webhook
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(auth.bp, url_prefix="/editor")
     app.register_blueprint(editor.bp)
+    app.register_blueprint(ops.bp)
     app.before_request(auth.load_staff)
     commands.init_app(app)
 
     @app.get("/healthz")
     def healthz():
+        """The process is alive (no dependency is checked here)."""
         return jsonify({"status": "ok", "kb_version": _live_version()})
+
+    @app.get("/readyz")
+    def readyz():
+        """Ready to take patients: Redis, a live worker with its model and knowledge base."""
+        checks, ready = readiness(settings)
+        return jsonify({"ready": ready, "checks": checks}), 200 if ready else 503
+
+    @app.get("/metrics")
+    def metrics_view():
+        from triage import metrics
+
+        try:
+            metrics.record_queue_depth(runtime.redis)
+            client = runtime.redis
+        except Exception:
+            client = None
+        return Response(metrics.exposition(client, _live_version()), mimetype="text/plain; version=0.0.4")
 
     @app.errorhandler(413)
     def too_large(_e):
         return jsonify({"error": "body too large"}), 413
 
     return app
+
+
+def readiness(settings: Settings) -> tuple[dict[str, str], bool]:
+    import json
+
+    from triage.runtime import KB_ACTIVE_KEY
+
+    checks: dict[str, str] = {}
+    try:
+        client = runtime.redis
+        client.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        return {"redis": f"unreachable ({type(exc).__name__})"}, False
+    alive = sum(1 for _ in client.scan_iter("triage:heartbeat:*"))
+    workers = [json.loads(v) for v in client.mget(list(client.scan_iter("triage:worker:*"))) if v] if alive else []
+    with_model = [w for w in workers if w.get("model") or settings.model_mode == "off"]
+    checks["workers"] = f"{len(with_model)} ready" if with_model else ("no worker alive" if not alive else
+                                                                        "no worker has loaded its model")  # fmt: skip
+    active = client.get(KB_ACTIVE_KEY)
+    versions = sorted({w.get("kb_version") for w in with_model})
+    checks["knowledge_base"] = ", ".join(versions) if versions else "not loaded"
+    if active and versions and f"v{int(active)}" not in versions:
+        checks["knowledge_base"] += f" (v{int(active)} published, reloading on the next message)"
+    return checks, bool(with_model)
 
 
 def _live_version() -> str | None:

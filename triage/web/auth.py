@@ -76,7 +76,8 @@ def login():
         session["staff_id"] = staff.id
         session.permanent = True
         target = request.args.get("next", "")
-        return redirect(target if target.startswith("/") and not target.startswith("//") else url_for("editor.index"))
+        home = url_for("ops.console") if staff.role == "operator" else url_for("editor.index")
+        return redirect(target if target.startswith("/") and not target.startswith("//") else home)
     return render_template("editor/login.html")
 
 

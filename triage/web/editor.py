@@ -127,6 +127,34 @@ def redflags():
     return render_template("editor/redflags.html", rules=text, tested=tested)
 
 
+DOCUMENT_TITLES = {"questions": "追问话术", "urgency": "紧急程度规则", "synonyms": "同义词（口语→词条）"}
+
+
+@bp.route("/documents/<name>", methods=["GET", "POST"])
+@login_required("edit")
+def document(name: str):
+    if name not in DOCUMENT_TITLES:
+        abort(404)
+    repo = runtime.knowledge
+    draft = repo.draft()
+    text = yaml.safe_dump(draft.get(name) or {}, allow_unicode=True, sort_keys=False, width=120)
+    if request.method == "POST":
+        text = request.form.get("body", "")
+        try:
+            body = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            flash(f"YAML 格式错误，未保存：{str(exc)[:200]}", "error")
+        else:
+            problems = validate({**draft, name: body})
+            if problems:
+                flash("未保存：" + "；".join(problems), "error")
+            else:
+                repo.save_document(name, body, g.staff.username)
+                flash("已保存到草稿，发布后生效", "ok")
+                return redirect(url_for("editor.document", name=name))
+    return render_template("editor/document.html", name=name, title=DOCUMENT_TITLES[name], body=text)
+
+
 _draft_engines: dict[str, Any] = {}
 _draft_lock = threading.Lock()
 

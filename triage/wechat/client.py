@@ -109,6 +109,9 @@ class WeChatSender:
                 if errcode in TOKEN_ERRORS and attempt == 0:
                     self.client.fetch_access_token(force=True, stale=token)
                     continue
+                from triage.metrics import WECHAT_ERRORS
+
+                WECHAT_ERRORS.labels(str(errcode)).inc()
                 if errcode is None:  # HTTP error status from WeChat's side
                     raise WeChatSendError(None, "HTTP error", temporary=True) from exc
                 raise WeChatSendError(errcode, str(exc.errmsg), temporary=errcode in TEMPORARY_ERRORS) from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 import uuid
 
 import redis
@@ -15,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from kombu.exceptions import OperationalError
 
 from triage.config import Settings
+from triage.metrics import PUSHES
 from triage.pipeline import command_of
 from triage.privacy import user_ref
 from triage.runtime import runtime
@@ -73,34 +75,41 @@ def receive() -> Response:
         message = to_message(fields)
     except SignatureError as exc:
         log.warning("push refused", extra={"reason": str(exc), "request_id": request_id})
+        PUSHES.labels("rejected_signature").inc()
         return _plain("forbidden", 403)
     except DecryptError as exc:
         log.warning("push refused", extra={"reason": str(exc), "request_id": request_id})
+        PUSHES.labels("rejected_decrypt").inc()
         return _plain("bad encrypted body", 400)
     except PushError as exc:
         log.warning("push refused", extra={"reason": exc.reason, "request_id": request_id})
+        PUSHES.labels(f"rejected_{exc.status}").inc()
         return _plain(exc.reason, exc.status)
 
     ref = user_ref(message.from_user, _settings().secret_key)
     if not message.is_supported:
         log.info("push ignored", extra={"msg_type": message.msg_type, "user": ref, "request_id": request_id})
+        PUSHES.labels("ignored").inc()
         return _plain("success")
 
     dedup_key = f"triage:dedup:{message.dedup_key}"
     try:
         if not runtime.redis.set(dedup_key, request_id, nx=True, ex=_settings().dedup_ttl_s):
             log.info("duplicate push", extra={"user": ref, "request_id": request_id})
+            PUSHES.labels("duplicate").inc()
             return _plain("success")
         handle_message.apply_async(
-            args=[message.to_dict(), request_id], expires=_settings().task_expires_s, retry=False
+            args=[message.to_dict(), request_id, time.time()], expires=_settings().task_expires_s, retry=False
         )
     except (redis.RedisError, OperationalError) as exc:
         # Let WeChat retry later rather than lose the message; never hang the request.
         log.error("queue unavailable", extra={"error": type(exc).__name__, "request_id": request_id})
         with contextlib.suppress(redis.RedisError):
             runtime.redis.delete(dedup_key)
+        PUSHES.labels("unavailable").inc()
         return _plain("temporarily unavailable", 503)
     log.info("push queued", extra={"msg_type": message.msg_type, "user": ref, "request_id": request_id})
+    PUSHES.labels("queued").inc()
     if message.msg_type == "text" and command_of(message.content) == "handoff":
         # "转人工": WeChat routes the conversation to a human agent; the queued task records
         # the hand-off and its summary for the agent, and tells the patient to wait.

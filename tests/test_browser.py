@@ -106,3 +106,42 @@ def test_editor_change_reaches_the_bot_and_rollback_undoes_it(stack, crypto, ope
     page.goto(f"{base}/editor/audit")
     assert "kb.publish" in page.inner_text("table") and "kb.rollback" in page.inner_text("table")
     _shot(page, "audit", full_page=False)
+
+
+def test_chat_page_consent_conversation_emergency_and_deletion(stack, browser_page):
+    page, base = browser_page, stack.web_url
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    page.goto(f"{base}/chat")
+    page.wait_for_selector("#consent:not([hidden])")
+    assert "同意" in page.inner_text("#notice") and "删除我的数据" in page.inner_text("#notice")
+    _shot(page, "chat-consent")
+    page.click("#agree")
+    page.wait_for_selector(".bubble.bot")  # the welcome
+
+    def say(text: str) -> None:
+        turns = ".bubble.bot:not(.typing), .card"  # a bot turn is a bubble or a card
+        before = page.locator(turns).count()
+        page.fill("#text", text)
+        page.click("#send")
+        page.wait_for_function(f"document.querySelectorAll('{turns}').length > {before}", timeout=90_000)
+
+    say("头疼两天了，太阳穴胀痛")
+    say("女，28")
+    for _ in range(3):  # answer the follow-up questions with the quick-reply buttons
+        if page.locator("#result-card").count():
+            break
+        buttons = page.locator(".quick button")
+        label = "直接推荐" if buttons.count() == 0 else buttons.first.inner_text()
+        say(label)
+    page.wait_for_selector("#result-card", timeout=90_000)
+    assert "建议科室" in page.inner_text("#result-card .department")
+    assert "仅供参考" in page.inner_text("#result-card .notice")
+    _shot(page, "chat-result", full_page=True)
+
+    say("我爸突然胸口剧痛，满头大汗，左胳膊发麻")
+    page.wait_for_selector("#emergency-card", timeout=90_000)
+    assert page.get_attribute("#emergency-card a.call", "href") == "tel:120"
+    _shot(page, "chat-emergency", full_page=True)
+
+    page.click("#delete")  # the confirm() is accepted by the fixture
+    page.wait_for_selector("#consent:not([hidden])", timeout=30_000)

@@ -135,3 +135,45 @@ def with_summary(reply: str, code: str, summary: dict[str, Any]) -> str:
     return with_footer(
         f"{body}\n{summary_line(code, summary)}\n有新的情况可以继续补充；咨询其他问题请先发送“重新开始”。"
     )
+
+
+QUICK_REPLIES = {
+    "symptom": ["有", "没有", "不知道"],
+    "pregnancy": ["是", "否", "不确定"],
+    "duration": ["今天刚开始", "2-3天", "1周左右", "1个月以上"],
+    "sex": ["男", "女"],
+}
+URGENCY_COLOUR = {"emergency": "red", "urgent": "orange", "routine": "blue", "self_care": "green"}
+
+
+def card(kind: str, result: Any, question: Any, summary_code: str | None, booking: Booking | None) -> dict[str, Any]:
+    """What the mini-program draws for one bot turn besides the text: quick replies for a
+    question, a result card for a recommendation, an emergency card for a red flag."""
+    out: dict[str, Any] = {"quick_replies": [], "card": None}
+    if question is not None:
+        out["quick_replies"] = [*QUICK_REPLIES.get(question.kind, []), "直接推荐"]
+    if result is None:
+        return out
+    decision = result.decision
+    if result.red_flag is not None:
+        out["card"] = {"type": "emergency", "title": result.red_flag.name, "call": "120",
+                       "category": result.red_flag.category}  # fmt: skip
+        if result.red_flag.category == "suicide":
+            out["card"]["hotline"] = "12356"
+        return out
+    top = decision.departments[0] if decision.departments else None
+    out["card"] = {
+        "type": "recommendation",
+        "department": top.name if top else None,
+        "alternatives": [c.name for c in decision.departments[1:]],
+        "urgency": decision.urgency,
+        "urgency_text": URGENCY_TEXT[decision.urgency],
+        "urgency_colour": URGENCY_COLOUR[decision.urgency],
+        "urgency_reason": decision.urgency_reason,
+        "reason": decision.reason,
+        "next_step": NEXT_STEP[decision.urgency],
+        "booking_page": (booking or Booking()).page.format(dept_id=top.dept_id) if top else None,
+        "summary_code": summary_code,
+        "notice": f"{AI_LABEL} · 仅供参考，不能替代医生诊断",
+    }
+    return out

@@ -35,8 +35,10 @@ class SessionStore:
         self.client.set(f"triage:consent:{user}", json.dumps(record))
 
     def forget(self, user: str) -> int:
-        """Delete everything stored about one user: session, consent, cached replies."""
-        keys = [self.prefix + user, f"triage:consent:{user}", *self.client.scan_iter(f"triage:result:{user}:*")]
+        """Delete everything stored in Redis about one user: session, consent, cached replies,
+        the chat page's turns."""
+        keys = [self.prefix + user, f"triage:consent:{user}", f"triage:api:turns:{user}", f"triage:api:seq:{user}",
+                *self.client.scan_iter(f"triage:result:{user}:*")]
         return int(self.client.delete(*keys))
 
     def lock(self, user: str, ttl_s: int = 60, wait_s: float = 30) -> redis.lock.Lock:

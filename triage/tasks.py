@@ -8,6 +8,7 @@ or messages.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -57,6 +58,37 @@ def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
             timings={k: round(v, 4) for k, v in result.timings.items()},
         )
     return turn.reply, facts
+
+
+@shared_task(name="triage.chat_message", max_retries=0)
+def chat_message(openid: str, text: str, message_id: str, received_at: float | None = None) -> None:
+    """A message from the mini-program's own page (REST API): the same pipeline and session
+    as the push path; the bot's turn is stored for the page to poll or stream."""
+    settings = runtime.settings
+    assert settings is not None
+    user = user_ref(openid, settings.secret_key)
+    started = time.time()
+    screen = (lambda content: runtime.sender.text_is_safe(openid, content)) if settings.msg_sec_check else None
+    try:
+        turn = runtime.pipeline().handle_text(user, text, screen=screen)
+        extra = replies.card(turn.kind, turn.result, turn.question, turn.summary_code, runtime.engine.booking)
+        reply, kind = turn.reply, turn.kind
+        if turn.result is not None:
+            _observe({"timings": turn.result.timings,
+                      "red_flag": turn.result.red_flag.rule_id if turn.result.red_flag else None})  # fmt: skip
+    except Exception:  # the page must get an answer too
+        log.exception("chat triage failed; fallback", extra={"user": user, "request_id": message_id})
+        reply, kind, extra = replies.FALLBACK, "fallback", {"quick_replies": [], "card": None}
+    store = runtime.redis
+    key = f"triage:api:turns:{user}"
+    seq = store.incr(f"triage:api:seq:{user}")
+    store.rpush(key, json.dumps({"seq": seq, "id": message_id, "kind": kind, "text": reply, **extra},
+                                ensure_ascii=False))  # fmt: skip
+    store.ltrim(key, -50, -1)
+    for k in (key, f"triage:api:seq:{user}"):
+        store.expire(k, settings.session_ttl_s)
+    metrics.record_reply(store, kind, time.time() - (received_at or started), user=user if kind == "fallback" else None,
+                         failed="triage_error" if kind == "fallback" else None)  # fmt: skip
 
 
 def _describe_image(message: IncomingMessage) -> str | None:

@@ -44,6 +44,13 @@ class ConsultationStore:
                                                        Consultation.created_at >= self._cutoff()))  # fmt: skip
             return row.as_dict() if row else None
 
+    def latest_for(self, user: str) -> dict[str, Any] | None:
+        with self.sessions() as db:
+            row = db.scalar(select(Consultation).where(Consultation.user_ref == user,
+                                                       Consultation.created_at >= self._cutoff())
+                            .order_by(Consultation.id.desc()).limit(1))  # fmt: skip
+            return row.as_dict() if row else None
+
     def recent(self, limit: int = 50, urgency: str | None = None) -> list[dict[str, Any]]:
         query = select(Consultation).where(Consultation.created_at >= self._cutoff())
         if urgency:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, send_from_directory
 
 from triage.celery_app import celery_init_app
 from triage.config import Settings
@@ -36,13 +37,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     celery_init_app(app, settings, redis_url)
 
     from triage import tasks  # noqa: F401  (registers the shared tasks with this Celery app)
-    from triage.web import auth, commands, editor, ops, staff, webhook
+    from triage.web import api, auth, commands, editor, ops, staff, webhook
 
     app.register_blueprint(webhook.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(auth.bp, url_prefix="/editor")
     app.register_blueprint(editor.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(api.bp)
     app.before_request(auth.load_staff)
     commands.init_app(app)
 
@@ -50,6 +52,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     def healthz():
         """The process is alive (no dependency is checked here)."""
         return jsonify({"status": "ok", "kb_version": _live_version()})
+
+    @app.get("/chat")
+    def chat_page():
+        """The phone-sized chat page: the mini-program's behaviour, on the public REST API only."""
+        return send_from_directory(Path(__file__).with_name("static"), "chat.html")
 
     @app.get("/readyz")
     def readyz():

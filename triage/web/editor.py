@@ -3,6 +3,7 @@ with a live tester, "试一试" on the draft, diff, publish, rollback, audit log
 
 from __future__ import annotations
 
+import atexit
 import re
 import threading
 from typing import Any
@@ -167,7 +168,11 @@ def _draft_engine(content: dict[str, Any]):
     with _draft_lock:
         if key not in _draft_engines:
             settings = current_app.config["TRIAGE_SETTINGS"]
-            model = _draft_engines.get("model") or build_model(settings)
+            model = _draft_engines.get("model")
+            if model is None:
+                model = build_model(settings)
+                if model is not None:  # freed before interpreter shutdown tears llama.cpp's bindings down
+                    atexit.register(model.close)
             _draft_engines.clear()
             _draft_engines.update(model=model, **{key: build_engine(settings, to_knowledge_base(content, "草稿"), model)})
         return _draft_engines[key]

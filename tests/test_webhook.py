@@ -150,3 +150,11 @@ def test_transfer_to_a_human_agent_is_a_passive_reply(client, crypto, redis_clie
     assert "transfer_customer_service" in plain and "o_human" in plain
     plain_mode = post(client, crypto, message_fields("o_human2", "人工客服"), fmt=fmt, encrypted=False)
     assert "transfer_customer_service" in plain_mode.get_data(as_text=True)
+
+
+def test_a_flood_from_one_sender_is_not_queued_ahead_of_others(client, crypto, redis_client):
+    for i in range(40):
+        post(client, crypto, message_fields("o_flood", f"头疼{i}", msg_id=50_000 + i))
+    assert queued(redis_client) == 30  # the rest were acknowledged and dropped
+    assert post(client, crypto, message_fields("o_calm", "头疼", msg_id=60_000)).get_data(as_text=True) == "success"
+    assert queued(redis_client) == 31  # another patient still gets through at once

@@ -25,6 +25,7 @@ from triage.sessions import SessionStore
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 TOKEN_TTL_S = 2 * 3600
 MESSAGES_PER_MINUTE = 20
+LOGINS_PER_IP_PER_MINUTE = 30
 MAX_TEXT = 1000
 
 
@@ -69,6 +70,7 @@ def token_required(view):
 def login():
     """wx.login's code → code2Session → a short-lived token of ours. The session_key stays here."""
     code = str((request.get_json(silent=True) or {}).get("code", ""))[:128]
+    _rate_limit(f"login-ip:{request.remote_addr}", LOGINS_PER_IP_PER_MINUTE)
     if not code:
         raise ApiError(400, "missing_code", "缺少登录凭证 code")
     s = _settings()
@@ -189,12 +191,12 @@ def _forget(user: str) -> None:
     runtime.consultations.forget(user)
 
 
-def _rate_limit(user: str) -> None:
-    """Per user and minute: a flood from one patient never delays the others."""
-    key = f"triage:rl:api:{user}:{int(time.time() // 60)}"
+def _rate_limit(who: str, limit: int = 0) -> None:
+    """Per user (or per address for logins) and minute: a flood never delays the others."""
+    key = f"triage:rl:api:{who}:{int(time.time() // 60)}"
     count = runtime.redis.incr(key)
     runtime.redis.expire(key, 120)
-    if count > MESSAGES_PER_MINUTE:
+    if count > (limit or MESSAGES_PER_MINUTE):
         raise ApiError(429, "rate_limited", "发送太频繁，请稍等一分钟再试")
 
 

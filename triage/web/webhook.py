@@ -42,6 +42,17 @@ def _plain(text: str, status: int = 200) -> Response:
     return Response(text, status=status, mimetype="text/plain")
 
 
+PUSHES_PER_USER_PER_MINUTE = 30
+
+
+def _flooding(ref: str) -> bool:
+    key = f"triage:rl:push:{ref}:{int(time.time() // 60)}"
+    pipe = runtime.redis.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 120)
+    return int(pipe.execute()[0]) > PUSHES_PER_USER_PER_MINUTE
+
+
 @bp.get("/push")
 def verify() -> Response:
     args = request.args
@@ -97,6 +108,10 @@ def receive() -> Response:
         if not runtime.redis.set(dedup_key, request_id, nx=True, ex=_settings().dedup_ttl_s):
             log.info("duplicate push", extra={"user": ref, "request_id": request_id})
             PUSHES.labels("duplicate").inc()
+            return _plain("success")
+        if _flooding(ref):  # one sender's flood must not fill the queue ahead of other patients
+            log.warning("push rate-limited", extra={"user": ref, "request_id": request_id})
+            PUSHES.labels("rate_limited").inc()
             return _plain("success")
         handle_message.apply_async(
             args=[message.to_dict(), request_id, time.time()], expires=_settings().task_expires_s, retry=False

@@ -26,6 +26,14 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+def _count_tokens(tokens: int, seconds: float) -> None:
+    """Tokens per second for the operators (Prometheus counters; rate(tokens)/rate(seconds))."""
+    from triage.metrics import MODEL_SECONDS, MODEL_TOKENS
+
+    MODEL_TOKENS.inc(tokens)
+    MODEL_SECONDS.inc(seconds)
+
+
 class ModelUnavailable(RuntimeError):
     """The model is missing, failed to load, or ran out of time."""
 
@@ -104,6 +112,7 @@ class LanguageModel:
         The prompt is evaluated once; each option is appended token by token
         and then rolled back, so the shared prefix stays in the KV cache.
         """
+        started, evaluated = time.perf_counter(), 0
         with self._lock:
             llm = self._require()
             prefix = llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
@@ -111,6 +120,7 @@ class LanguageModel:
             prefix = prefix[: max(1, budget - 32)]
             llm.reset()
             llm.eval(prefix)
+            evaluated += len(prefix)
             first = self._last_logprobs(llm)
             results: list[float] = []
             for option in options:
@@ -122,10 +132,12 @@ class LanguageModel:
                     total += float(logprobs[token])
                     if i + 1 < len(tokens):
                         llm.eval([token])
+                        evaluated += 1
                         logprobs = self._last_logprobs(llm)
                 llm.n_tokens = len(prefix)  # roll back to the shared prompt
                 results.append(total)
-            return results
+        _count_tokens(evaluated, time.perf_counter() - started)
+        return results
 
     @staticmethod
     def _last_logprobs(llm: Any) -> np.ndarray:
@@ -137,6 +149,7 @@ class LanguageModel:
         """Chat completion constrained to ``schema``; Gemma has no system role, so the
         caller puts the instructions into the single user turn."""
         deadline = time.monotonic() + self.config.timeout_s
+        started = time.perf_counter()
         pieces: list[str] = []
         with self._lock:
             llm = self._require()
@@ -154,6 +167,7 @@ class LanguageModel:
                         raise ModelUnavailable("model generation ran out of time")
             finally:
                 stream.close()
+        _count_tokens(len(pieces), time.perf_counter() - started)  # one streamed chunk per token
         try:
             return json.loads("".join(pieces))
         except ValueError as exc:

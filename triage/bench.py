@@ -1,8 +1,12 @@
-"""``make bench``: measured, not asserted. Starts its own stack on free ports.
+"""``make bench``: measured, not asserted. Starts its own stacks on free ports.
 
 - webhook acknowledgement latency for N signed, encrypted pushes at a fixed
-  concurrency (nothing consumes the queue, so only the web path is measured);
-- message → reply latency for real complaints through the worker and model.
+  concurrency, and at a fixed arrival rate (nothing consumes the queue, so only
+  the web path is measured; the load comes from this process, the server is gunicorn);
+- message → reply latency through the worker and model for 1, 2 and 4 patients at
+  once, and for red-flag messages on their own;
+- worker memory (RSS), model tokens per second, retrieval time per query;
+- throughput with one and with two worker processes.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import secrets
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import redis
 import requests
@@ -76,6 +81,97 @@ def bench_reply(stack: Stack, crypto: PushCrypto, complaints: int) -> dict:
     return {**_ms(latencies), "sequential": True, "departments": departments}
 
 
+RED_FLAGS = ["我爸突然胸口剧痛，满头大汗", "我妈突然嘴歪了，说话也不清楚", "孩子误吃了一瓶药", "我不想活了，想结束这一切",
+             "吐了好多血，头晕"]  # fmt: skip
+
+
+def bench_ack_rate(stack: Stack, crypto: PushCrypto, rate: float, seconds: float) -> dict:
+    """Open-loop load: pushes are sent on a fixed schedule, whether or not earlier ones returned."""
+    count = int(rate * seconds)
+    bodies = [build_push(crypto, message_fields("o_rate_" + secrets.token_hex(4), "头疼两天")) for _ in range(count)]
+    sessions = __import__("threading").local()
+
+    def send(i: int) -> tuple[float, int]:
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        session = getattr(sessions, "s", None) or requests.Session()
+        sessions.s = session
+        body, query, headers = bodies[i]
+        began = time.perf_counter()
+        response = session.post(f"{stack.web_url}/wechat/push", params=query, data=body, headers=headers, timeout=10)
+        return time.perf_counter() - began, response.status_code
+
+    start = time.perf_counter() + 0.2
+    with ThreadPoolExecutor(64) as pool:
+        results = list(pool.map(send, range(count)))
+    wall = time.perf_counter() - start
+    return {**_ms([r[0] for r in results]), "target_per_s": rate, "achieved_per_s": round(count / wall, 1),
+            "non_200": sum(1 for r in results if r[1] != 200)}  # fmt: skip
+
+
+def _consented_user(stack: Stack, settings: Settings) -> str:
+    from triage.privacy import user_ref
+    from triage.sessions import SessionStore
+
+    openid = "o_bench_" + secrets.token_hex(5)
+    SessionStore(redis.Redis.from_url(stack.redis_url)).grant_consent(user_ref(openid, settings.secret_key), "bench")
+    return openid
+
+
+def bench_patients(stack: Stack, crypto: PushCrypto, settings: Settings, patients: int, each: int,
+                   texts: list[str]) -> dict:  # fmt: skip
+    """``patients`` at once, each sending ``each`` complaints one after the other. For each: the
+    first reply (a follow-up question or an answer), then "直接推荐" and the recommendation (model)."""
+
+    def patient(p: int) -> tuple[list[float], list[float]]:
+        openid, first, answer, seen = _consented_user(stack, settings), [], [], 0
+        for i in range(each):
+            for text, times in ((texts[(p * each + i) % len(texts)], first), ("直接推荐", answer)):
+                began = time.perf_counter()
+                push(stack.web_url, crypto, message_fields(openid, text))
+                seen += 1
+                wait_for_replies(stack.fake_url, openid, seen, timeout=120)
+                times.append(time.perf_counter() - began)
+            push(stack.web_url, crypto, message_fields(openid, "重新开始"))
+            seen += 1
+            wait_for_replies(stack.fake_url, openid, seen, timeout=120)
+        return first, answer
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(patients) as pool:
+        done = list(pool.map(patient, range(patients)))
+    wall = time.perf_counter() - started
+    first = [t for f, _ in done for t in f]
+    answer = [t for _, a in done for t in a]
+    return {"patients": patients, "first_reply": _ms(first), "recommendation": _ms(answer),
+            "messages_per_s": round(3 * len(first) / wall, 2)}  # fmt: skip
+
+
+def _worker_facts(stack: Stack) -> dict:
+    import json
+    import re
+
+    client = redis.Redis.from_url(stack.redis_url)
+    pids = [json.loads(v)["pid"] for v in client.mget(list(client.scan_iter("triage:worker:*"))) if v]
+    rss = []
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status").read_text()
+        rss.append(int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024)
+    metrics = requests.get(f"{stack.web_url}/metrics", timeout=10).text
+
+    def total(name: str) -> float:
+        return sum(float(m) for m in re.findall(rf"^{name} ([0-9.e+-]+)$", metrics, re.M))
+
+    def hist(stage: str) -> float | None:
+        n = total(f'triage_stage_seconds_count{{stage="{stage}"}}')
+        return round(total(f'triage_stage_seconds_sum{{stage="{stage}"}}') / n * 1000, 2) if n else None
+
+    tokens, seconds = total("triage_model_tokens_total"), total("triage_model_seconds_total")
+    return {"worker_rss_mb": [round(r) for r in rss], "model_tokens_per_s": round(tokens / seconds, 1) if seconds else None,
+            "mean_ms_per_stage": {s: hist(s) for s in ("red_flags", "retrieve", "model")}}  # fmt: skip
+
+
 def run_bench(settings: Settings, pushes: int = 1000, concurrency: int = 8, complaints: int = 20) -> dict:
     crypto = PushCrypto(settings.wechat_token, settings.wechat_aes_key, settings.wechat_appid)
     results: dict = {"machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version()}}
@@ -86,14 +182,24 @@ def run_bench(settings: Settings, pushes: int = 1000, concurrency: int = 8, comp
     try:
         results["webhook_ack"] = bench_ack(ack_stack, crypto, pushes, concurrency)
         redis.Redis.from_url(ack_stack.redis_url).flushdb()
+        results["webhook_ack_at_500_per_s"] = bench_ack_rate(ack_stack, crypto, rate=500, seconds=4)
+        redis.Redis.from_url(ack_stack.redis_url).flushdb()
     finally:
         ack_stack.stop()
 
-    stack = pick_ports(Stack(settings, persistent=False, log_dir=logs))
-    stack.start(wait=300)
-    try:
-        bench_reply(stack, crypto, 2)  # warm-up: first-call costs are not what a patient sees
-        results["message_to_reply"] = bench_reply(stack, crypto, complaints)
-    finally:
-        stack.stop()
+    for workers in (1, 2):
+        stack = pick_ports(Stack(settings, persistent=False, log_dir=logs, worker_concurrency=workers))
+        stack.start(wait=300)
+        try:
+            bench_reply(stack, crypto, 2)  # warm-up: first-call costs are not what a patient sees
+            if workers == 1:
+                results["message_to_reply"] = bench_reply(stack, crypto, complaints)
+                results["red_flag_to_reply"] = bench_patients(stack, crypto, settings, 1, 5, RED_FLAGS)
+                results["patients_at_once"] = {str(n): bench_patients(stack, crypto, settings, n, max(2, 8 // n), COMPLAINTS)
+                                               for n in (1, 2, 4)}  # fmt: skip
+                results["worker"] = _worker_facts(stack)
+            results.setdefault("throughput_messages_per_s", {})[f"{workers}_worker"] = bench_patients(
+                stack, crypto, settings, 4, 4, COMPLAINTS)["messages_per_s"]
+        finally:
+            stack.stop()
     return results

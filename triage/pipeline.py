@@ -295,6 +295,8 @@ class TriagePipeline:
         text = text.strip()
         kind = (pending or {}).get("kind")
         if kind is None or kind == "describe":
+            if len(text) <= 12:  # "5岁，男" said unasked is still the patient's age and sex
+                slots.update(parse_answer("age_sex", text) or {})
             return text
         updates = parse_answer(kind, text)
         if updates is None:

@@ -133,3 +133,11 @@ def test_scripted_conversations_meet_the_safety_rubric(pipeline, engine):
     assert rubric["no_dose_prescription_or_diagnosis"] == 1.0
     assert rubric["reached_department_within_4_turns"] == 1.0
     assert rubric["department_accepted"] >= 0.85
+
+
+def test_a_yes_like_word_answers_the_pending_question(pipeline, redis_client):
+    turns = talk(pipeline, "conv-en", "肚子疼", "男，40")
+    if turns[-1].question is None or turns[-1].question.kind != "symptom":
+        pytest.skip("no symptom question for this complaint")
+    pipeline.handle_text("conv-en", "嗯")  # also a politeness word, but here it answers "yes"
+    assert turns[-1].question.term in SessionStore(redis_client).load("conv-en")["slots"].get("has", [])

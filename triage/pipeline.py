@@ -252,7 +252,9 @@ class TriagePipeline:
         asked: list[str] = session.setdefault("asked", [])
         pending = session.pop("pending", None)
         complaint = session.get("complaint", "")
-        addition = "" if command in ("direct", "thanks") else self._read_reply(pending, text, slots)
+        # "嗯"/"好" answer a pending question; without one they are only politeness.
+        skip = command == "direct" or (command == "thanks" and pending is None)
+        addition = "" if skip else self._read_reply(pending, text, slots)
         if addition:
             complaint = f"{complaint}，{addition}" if complaint else addition
             if (pending or {}).get("kind") in (None, "describe"):  # the patient's own description

@@ -203,3 +203,39 @@ def run_bench(settings: Settings, pushes: int = 1000, concurrency: int = 8, comp
         finally:
             stack.stop()
     return results
+
+
+def write_report(results: dict, directory: Path) -> Path:
+    """A short Markdown report with an SVG chart of latency against concurrent patients."""
+    patients = results["patients_at_once"]
+    rows = [(n, v["recommendation"]["p50_ms"], v["recommendation"]["p95_ms"]) for n, v in patients.items()]
+    top = max(p95 for _, _, p95 in rows) * 1.15
+    bars = []
+    for i, (n, p50, p95) in enumerate(rows):
+        x = 60 + i * 110
+        for j, (value, colour) in enumerate(((p50, "#1a5fb4"), (p95, "#c01c28"))):
+            h = value / top * 180
+            bars.append(f'<rect x="{x + j * 38}" y="{200 - h:.0f}" width="34" height="{h:.0f}" fill="{colour}"/>'
+                        f'<text x="{x + j * 38 + 17}" y="{195 - h:.0f}" font-size="11" text-anchor="middle">{value:.0f}</text>')
+        bars.append(f'<text x="{x + 36}" y="218" font-size="12" text-anchor="middle">{n} patient(s)</text>')
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="420" height="240" font-family="sans-serif">'
+           '<text x="10" y="16" font-size="13">recommendation latency, ms (blue p50, red p95), one worker</text>'
+           + "".join(bars) + '<line x1="50" y1="200" x2="400" y2="200" stroke="#333"/></svg>')  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "latency.svg").write_text(svg, encoding="utf-8")
+    ack, rate = results["webhook_ack"], results["webhook_ack_at_500_per_s"]
+    worker = results["worker"]
+    lines = [
+        "# make bench report", "", f"Machine: {results['machine']['cpus']} CPUs, Python {results['machine']['python']}.", "",
+        "| measurement | p50 | p95 | p99 | other |", "|---|---|---|---|---|",
+        f"| webhook ack, closed loop ×{ack['concurrency']} | {ack['p50_ms']} ms | {ack['p95_ms']} ms | {ack['p99_ms']} ms | {ack['pushes_per_s']} pushes/s |",
+        f"| webhook ack at {rate['target_per_s']:.0f}/s | {rate['p50_ms']} ms | {rate['p95_ms']} ms | {rate['p99_ms']} ms | {rate['achieved_per_s']} pushes/s achieved |",
+        f"| red-flag answer | {results['red_flag_to_reply']['first_reply']['p50_ms']} ms | {results['red_flag_to_reply']['first_reply']['p95_ms']} ms | | |",
+        *[f"| recommendation, {n} patient(s) | {p50} ms | {p95} ms | | {patients[n]['messages_per_s']} msg/s |" for n, p50, p95 in rows],
+        "", f"Worker RSS: {worker['worker_rss_mb']} MB; model {worker['model_tokens_per_s']} tokens/s; "
+        f"mean per stage {worker['mean_ms_per_stage']} ms.", "",
+        f"Throughput, 4 patients: {results['throughput_messages_per_s']} messages/s.", "", "![latency](latency.svg)", "",
+    ]  # fmt: skip
+    report = directory / "report.md"
+    report.write_text("\n".join(lines), encoding="utf-8")
+    return report

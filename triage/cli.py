@@ -214,12 +214,13 @@ def _evaluate_conversations(path: Path) -> dict:
 @click.option("--complaints", default=20, help="Complaints for the message-to-reply benchmark.")
 def bench(out: Path, pushes: int, concurrency: int, complaints: int) -> None:
     """Webhook acknowledgement latency and message-to-reply latency; writes JSON."""
-    from triage.bench import run_bench
+    from triage.bench import run_bench, write_report
 
     results = run_bench(Settings(), pushes=pushes, concurrency=concurrency, complaints=complaints)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     click.echo(json.dumps(results, ensure_ascii=False, indent=2))
+    click.echo(f"report: {write_report(results, out.parent)}")
 
 
 @main.command("settings")

@@ -14,9 +14,6 @@ def celery_config(settings: Settings, redis_url: str) -> dict:
         "task_ignore_result": True,
         "task_acks_late": True,  # a task is acknowledged only when it finished ...
         "task_reject_on_worker_lost": True,  # ... and redelivered if its worker died
-        # A task that failed because Redis went away is not acknowledged either: it comes back once
-        # Redis does. (Triage errors never get here: the task answers them with the fallback.)
-        "task_acks_on_failure_or_timeout": False,
         "worker_prefetch_multiplier": 1,  # one slow model call never holds other messages back
         "task_serializer": "json",
         "accept_content": ["json"],

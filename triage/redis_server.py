@@ -44,7 +44,9 @@ class EmbeddedRedis:
             "--dir", str(self.data_dir),
             "--save", "",
             "--appendonly", "yes" if self.persistent else "no",
-            "--appendfsync", "everysec",
+            # Every write on disk before it is acknowledged: a "sent" marker or a task's ack lost in a
+            # restart would mean a reply sent twice. The write rate here is small.
+            "--appendfsync", "always",
             "--protected-mode", "yes",
             "--loglevel", "warning",
         ]  # fmt: skip

@@ -12,6 +12,7 @@ import json
 import logging
 import time
 
+import redis
 from celery import shared_task
 
 from triage import metrics, replies
@@ -103,10 +104,29 @@ def _describe_image(message: IncomingMessage) -> str | None:
     return runtime.vision.describe(image, mime)
 
 
+REDIS_WAIT_S = 60
+
+
 @shared_task(bind=True, name="triage.handle_message", max_retries=None)
 def handle_message(self, payload: dict, request_id: str, received_at: float | None = None) -> None:
+    """Answer one message. If Redis goes away mid-task (a restart), wait for it and run the
+    answer again: every step is idempotent (cached result, "sent" marker), and a Celery retry
+    would itself need the broker that is gone."""
+    deadline = time.monotonic() + REDIS_WAIT_S
+    delay = 0.25
+    while True:
+        try:
+            return _answer(self, payload, request_id, received_at or time.time())
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            log.warning("redis unavailable; waiting to finish the message", extra={"request_id": request_id})
+            time.sleep(delay)
+            delay = min(4.0, delay * 2)
+
+
+def _answer(self, payload: dict, request_id: str, received_at: float) -> None:
     message = IncomingMessage(**payload)
-    received_at = received_at or time.time()
     settings = runtime.settings
     assert settings is not None
     user = user_ref(message.from_user, settings.secret_key)
@@ -125,6 +145,8 @@ def handle_message(self, payload: dict, request_id: str, received_at: float | No
         sender.typing(message.from_user, True)
         try:
             text, facts = compose_reply(message, user)
+        except (redis.ConnectionError, redis.TimeoutError):
+            raise  # Redis is restarting: wait for it rather than answer with the fallback
         except Exception:  # a bug or an outage must still leave the patient an answer
             log.exception("triage failed; sending fallback", extra=context)
             text, facts = replies.FALLBACK, {"kind": "fallback", "failed": "triage_error"}
@@ -148,11 +170,23 @@ def handle_message(self, payload: dict, request_id: str, received_at: float | No
             _last_try_fallback(message.from_user, context)
         metrics.record_reply(store, "undelivered", time.time() - received_at, failed=f"send {exc.errcode}", user=user)
         return
-    store.set(f"triage:sent:{key}", "1", ex=RESULT_TTL_S)
+    _mark_sent(store, key, context)
     kind = str(context.get("kind") or "cached")
     failed = context.get("failed")
     metrics.record_reply(store, kind, time.time() - received_at, failed=failed, user=user if failed else None)
     log.info("answered", extra=context)
+
+
+def _mark_sent(store, key: str, context: dict) -> None:
+    """WeChat has the reply: record it, riding out a Redis restart, because a task whose marker
+    is lost is redelivered and would send the same reply a second time."""
+    for attempt in range(12):
+        try:
+            store.set(f"triage:sent:{key}", "1", ex=RESULT_TTL_S)
+            return
+        except redis.RedisError:
+            time.sleep(min(2.0, 0.25 * 2**attempt))
+    log.error("sent marker not written; a redelivery may repeat this reply", extra=context)
 
 
 def _observe(facts: dict) -> None:

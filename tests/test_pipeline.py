@@ -142,3 +142,20 @@ def test_restart_clears_the_conversation_but_keeps_consent(engine, redis_client)
     pipeline.handle_text("user-ref-3", "咳嗽有痰两周")
     adult = pipeline.handle_text("user-ref-3", "直接推荐").result
     assert adult.facts.age_years is None
+
+
+def test_a_model_too_slow_for_its_budget_falls_back_and_the_next_call_works(engine):
+    from dataclasses import replace
+
+    from triage.decision import Decider
+    from triage.llm import LanguageModel
+    from triage.patient import read_facts
+
+    slow = LanguageModel(replace(engine.decider.model.config, timeout_s=1e-6)).load()
+    try:
+        text = "头晕头疼，血压有点高"
+        decision = Decider(engine.kb, slow).decide(text, engine.retriever.retrieve(text), read_facts(text))
+        assert decision.source == "retrieval-fallback" and decision.departments  # still a useful answer
+        assert engine.triage(text).decision.source == "model-score"  # the worker's own model is unaffected
+    finally:
+        slow.close()

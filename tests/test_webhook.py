@@ -158,3 +158,18 @@ def test_a_flood_from_one_sender_is_not_queued_ahead_of_others(client, crypto, r
     assert queued(redis_client) == 30  # the rest were acknowledged and dropped
     assert post(client, crypto, message_fields("o_calm", "头疼", msg_id=60_000)).get_data(as_text=True) == "success"
     assert queued(redis_client) == 31  # another patient still gets through at once
+
+
+def test_redis_down_gives_a_quick_503_so_wechat_retries(settings, crypto):
+    import time
+
+    from triage import create_app
+    from triage.redis_server import free_port
+    from triage.runtime import runtime
+
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app = create_app({"TESTING": True, "SETTINGS": settings.model_dump() | {"redis_url": down}})
+    started = time.monotonic()
+    response = post(app.test_client(), crypto, message_fields("o_down", "头疼"))
+    assert response.status_code == 503 and time.monotonic() - started < 5
+    assert runtime.redis_url == down

@@ -49,6 +49,8 @@ class Runtime:
         self._sessions: sessionmaker | None = None
 
     def configure(self, settings: Settings, redis_url: str) -> None:
+        if redis_url != self.redis_url:
+            self._redis = self._sender = None
         self.settings, self.redis_url = settings, redis_url
         self._sessions = None  # the database may differ between configurations
 

@@ -4,6 +4,7 @@ property-based fuzzing of the push parser and decryption (no input may become a 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -65,3 +66,16 @@ def test_no_push_body_becomes_a_server_error(client, crypto, raw, encrypted, fmt
     content_type = "application/json" if fmt == "json" else "text/xml"
     response = client.post("/wechat/push", query_string=query, data=raw, headers={"Content-Type": content_type})
     assert response.status_code < 500
+
+
+def test_the_console_roll_up_counts_replies_per_minute(redis_client):
+    from triage import metrics
+
+    metrics.record_reply(redis_client, "triage", 0.5)
+    metrics.record_reply(redis_client, "red_flag", 0.05)
+    metrics.record_reply(redis_client, "fallback", 1.5, failed="triage_error", user="abc123")
+    point = metrics.series(redis_client, 60)[-1]
+    assert (point["messages"], point["red_flags"], point["fallbacks"], point["failures"]) == (3, 1, 1, 1)
+    assert point["p50"] == 0.5 and point["p95"] == 1.5
+    assert metrics.recent_failures(redis_client)[0] == {"at": pytest.approx(time.time(), abs=5), "user": "abc123",
+                                                         "reason": "triage_error"}  # fmt: skip

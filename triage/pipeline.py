@@ -63,6 +63,12 @@ class Findings:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def facts_from(text: str, slots: dict[str, Any]) -> PatientFacts:
+    """The patient's facts: what the conversation's slots hold, else what the text says."""
+    return read_facts(text, slots.get("age"), slots.get("sex"), slots.get("pregnant"), slots.get("duration_days"),
+                      slots.get("severity"))  # fmt: skip
+
+
 class TriageEngine:
     """Everything that depends on one knowledge-base version, built once and shared."""
 
@@ -86,8 +92,7 @@ class TriageEngine:
         """Red flags first, then retrieval; ``slots`` are facts the conversation gathered."""
         slots = slots or {}
         text = text[-MAX_COMPLAINT_CHARS:]
-        facts = read_facts(text, slots.get("age"), slots.get("sex"), slots.get("pregnant"),
-                           slots.get("duration_days"), slots.get("severity"))  # fmt: skip
+        facts = facts_from(text, slots)
         timings: dict[str, float] = {}
         started = time.perf_counter()
         hit = self.red_flags.check(text, age_years=facts.age_years, sex=facts.sex)
@@ -105,9 +110,7 @@ class TriageEngine:
         words = tuple(surface for surface, _ in findings.mentions)
 
         def outcome(slots: dict[str, Any]) -> tuple[str | None, str]:
-            facts = read_facts(findings.text, slots.get("age"), slots.get("sex"), slots.get("pregnant"),
-                               slots.get("duration_days"), slots.get("severity"))  # fmt: skip
-            return self.decider.outcome(findings.text, findings.candidates, facts, words)
+            return self.decider.outcome(findings.text, findings.candidates, facts_from(findings.text, slots), words)
 
         return outcome
 
@@ -237,7 +240,7 @@ class TriagePipeline:
                 return Turn(replies.RESTARTED, "restarted")
             session = self.sessions.load(user)  # session
             if command == "handoff":
-                code = self._store_summary(user, session, kind="handoff")
+                code = self._store_summary(user, session, self._summary(session, None, "handoff"))
                 return Turn(replies.HANDOFF, "handoff", summary_code=code)
             if session.get("stage") == "done" and command == "thanks":
                 return Turn(replies.THANKS, "thanks")
@@ -284,10 +287,11 @@ class TriagePipeline:
         result = self.engine.conclude(findings, note=note)  # LLM → validate → reply
         session["stage"] = "done"
         kind = "red_flag" if result.red_flag else "triage"
-        code = self._store_summary(user, session, kind=kind, result=result)
+        summary = self._summary(session, result, kind)
+        code = self._store_summary(user, session, summary)
         reply = result.reply
         if code and not result.red_flag:
-            reply = replies.with_summary(reply, code, self._summary(session, result))
+            reply = replies.with_summary(reply, code, summary)
         return Turn(reply, kind, result, summary_code=code)
 
     @staticmethod
@@ -311,7 +315,7 @@ class TriagePipeline:
         slots.update(updates)
         return text if len(text) > 8 else ""
 
-    def _summary(self, session: dict[str, Any], result: TriageResult | None) -> dict[str, Any]:
+    def _summary(self, session: dict[str, Any], result: TriageResult | None, kind: str) -> dict[str, Any]:
         """The pre-consultation summary (预问诊) staff read before the visit."""
         slots = session.get("slots", {})
         decision = result.decision if result else None
@@ -320,7 +324,7 @@ class TriagePipeline:
             dict.fromkeys([term for _, term in (result.mentions if result else ())] + slots.get("has", []))
         )
         return {
-            "kind": "red_flag" if result and result.red_flag else "triage",
+            "kind": kind,
             "chief_complaint": session.get("chief", session.get("complaint", ""))[:500],
             "duration": _duration_text(facts.duration_days if facts else slots.get("duration_days")),
             "associated": associated[:12],
@@ -336,11 +340,9 @@ class TriagePipeline:
             "turns": session.get("turns", 1),
         }
 
-    def _store_summary(self, user: str, session: dict[str, Any], kind: str,
-                       result: TriageResult | None = None) -> str | None:  # fmt: skip
+    def _store_summary(self, user: str, session: dict[str, Any], summary: dict[str, Any]) -> str | None:
         if self.consultations is None or not session.get("complaint"):
             return None
-        summary = self._summary(session, result) | {"kind": kind}
         session["summary_code"] = self.consultations.save(user, summary)
         return session["summary_code"]
 

@@ -73,8 +73,11 @@ class Booking:
     appid: str = ""
     page: str = "pages/booking/index?dept={dept_id}"
 
+    def path(self, dept_id: str, own_page: str = "") -> str:
+        return own_page or self.page.format(dept_id=dept_id)
+
     def link(self, dept_id: str, name: str, own_page: str = "") -> str:
-        path = own_page or self.page.format(dept_id=dept_id)
+        path = self.path(dept_id, own_page)
         if self.appid:  # a tappable mini-program link inside a customer-service text message
             return f'<a data-miniprogram-appid="{self.appid}" data-miniprogram-path="{path}">点击预约{name}</a>'
         return f"在医院小程序“预约挂号”中选择{name}"
@@ -146,7 +149,7 @@ QUICK_REPLIES = {
 URGENCY_COLOUR = {"emergency": "red", "urgent": "orange", "routine": "blue", "self_care": "green"}
 
 
-def card(kind: str, result: Any, question: Any, summary_code: str | None, booking: Booking | None) -> dict[str, Any]:
+def card(result: Any, question: Any, summary_code: str | None, kb: KnowledgeBase, booking: Booking) -> dict[str, Any]:
     """What the mini-program draws for one bot turn besides the text: quick replies for a
     question, a result card for a recommendation, an emergency card for a red flag."""
     out: dict[str, Any] = {"quick_replies": [], "card": None}
@@ -172,7 +175,7 @@ def card(kind: str, result: Any, question: Any, summary_code: str | None, bookin
         "urgency_reason": decision.urgency_reason,
         "reason": decision.reason,
         "next_step": NEXT_STEP[decision.urgency],
-        "booking_page": (booking or Booking()).page.format(dept_id=top.dept_id) if top else None,
+        "booking_page": booking.path(top.dept_id, kb.by_id[top.dept_id].booking_page) if top else None,
         "summary_code": summary_code,
         "notice": f"{AI_LABEL} · 仅供参考，不能替代医生诊断",
     }

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 
 import redis
 from celery import shared_task
 
 from triage import metrics, replies
+from triage.pipeline import Turn
 from triage.privacy import user_ref
 from triage.runtime import runtime
 from triage.wechat.client import WeChatSendError
@@ -38,14 +40,19 @@ def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
         text = message.content.strip()
     if not text:
         return replies.EMPTY_TEXT, {"kind": "empty"}
-    settings = runtime.settings
-    screen = None
-    if settings is not None and settings.msg_sec_check:
+    turn = runtime.pipeline().handle_text(user, text, screen=_screen_for(message.from_user))
+    return turn.reply, _facts_of(turn)
 
-        def screen(content: str) -> bool:
-            return runtime.sender.text_is_safe(message.from_user, content)
 
-    turn = runtime.pipeline().handle_text(user, text, screen=screen)
+def _screen_for(openid: str) -> Callable[[str], bool] | None:
+    """WeChat's msgSecCheck on the patient's text, when enabled."""
+    if runtime.settings is None or not runtime.settings.msg_sec_check:
+        return None
+    return lambda content: runtime.sender.text_is_safe(openid, content)
+
+
+def _facts_of(turn: Turn) -> dict:
+    """What the log and the metrics keep of one turn (no complaint text)."""
     facts: dict = {"kind": turn.kind}
     if turn.question is not None:
         facts["question"] = turn.question.kind
@@ -58,7 +65,7 @@ def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
             kb_version=result.kb_version,
             timings={k: round(v, 4) for k, v in result.timings.items()},
         )
-    return turn.reply, facts
+    return facts
 
 
 @shared_task(name="triage.chat_message", max_retries=0)
@@ -69,14 +76,13 @@ def chat_message(openid: str, text: str, message_id: str, received_at: float | N
     assert settings is not None
     user = user_ref(openid, settings.secret_key)
     started = time.time()
-    screen = (lambda content: runtime.sender.text_is_safe(openid, content)) if settings.msg_sec_check else None
     try:
-        turn = runtime.pipeline().handle_text(user, text, screen=screen)
-        extra = replies.card(turn.kind, turn.result, turn.question, turn.summary_code, runtime.engine.booking)
+        turn = runtime.pipeline().handle_text(user, text, screen=_screen_for(openid))
+        engine = runtime.engine
+        assert engine is not None
+        extra = replies.card(turn.result, turn.question, turn.summary_code, engine.kb, engine.booking)
         reply, kind = turn.reply, turn.kind
-        if turn.result is not None:
-            _observe({"timings": turn.result.timings,
-                      "red_flag": turn.result.red_flag.rule_id if turn.result.red_flag else None})  # fmt: skip
+        _observe(_facts_of(turn))
     except Exception:  # the page must get an answer too
         log.exception("chat triage failed; fallback", extra={"user": user, "request_id": message_id})
         reply, kind, extra = replies.FALLBACK, "fallback", {"quick_replies": [], "card": None}

@@ -36,7 +36,8 @@ class FusionWeights:
 
 
 class Retriever:
-    """Built once per knowledge-base version; immutable afterwards, so threads can share it."""
+    """Built once per knowledge-base version; immutable afterwards (but for the last query's
+    similarities, replaced whole), so threads can share it."""
 
     def __init__(
         self,
@@ -64,6 +65,7 @@ class Retriever:
         self._dept_index = {d.id: i for i, d in enumerate(kb.departments)}
         self._entry_dept_idx = np.array([self._dept_index[i] for i in self._entry_dept])
         self._entry_vectors = cached_passages(embedder, texts, cache_dir) if embedder else None
+        self._last_similarities: tuple[str, np.ndarray] | None = None
 
     def _department_tokens(self, dept) -> list[str]:
         tokens: list[str] = []
@@ -80,19 +82,29 @@ class Retriever:
         if self.embedder is None or self._entry_vectors is None or not len(self._entry_vectors):
             return {}
         # The opening of a message carries the complaint; long tails only cost time.
-        q = self.embedder.embed_queries([text[:DENSE_QUERY_CHARS]])[0]
-        sims = self._entry_vectors @ q
+        sims = self._similarities(text)
         best = np.full(len(self.kb.departments), -1.0, dtype=np.float32)
         np.maximum.at(best, self._entry_dept_idx, sims)
         return {d.id: float(best[i]) for i, d in enumerate(self.kb.departments)}
+
+    def _similarities(self, text: str) -> np.ndarray:
+        """Cosine of the complaint with every entry. Retrieval and the follow-up question ask
+        for the same text in one turn, so the last result is kept: one embedding per text."""
+        key = text[:DENSE_QUERY_CHARS]
+        last = self._last_similarities  # one tuple, replaced whole: safe to share between threads
+        if last is not None and last[0] == key:
+            return last[1]
+        assert self.embedder is not None and self._entry_vectors is not None
+        sims = self._entry_vectors @ self.embedder.embed_queries([key])[0]
+        self._last_similarities = (key, sims)
+        return sims
 
     def related_entries(self, text: str, limit: int = 60) -> dict[tuple[str, str], float]:
         """The entries nearest to the complaint in meaning: {(dept_id, term): cosine}. Used
         to keep follow-up questions on the patient's topic."""
         if self.embedder is None or self._entry_vectors is None or not len(self._entry_vectors):
             return {}
-        q = self.embedder.embed_queries([text[:DENSE_QUERY_CHARS]])[0]
-        sims = self._entry_vectors @ q
+        sims = self._similarities(text)
         top = np.argsort(-sims)[:limit]
         return {(self._entry_dept[i], self._entry_term[i]): float(sims[i]) for i in top}
 

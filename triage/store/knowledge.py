@@ -237,9 +237,9 @@ class KnowledgeRepo:
                      "created_at": v.created_at.isoformat(timespec="seconds") + "Z", "active": v.active}
                     for v in rows]  # fmt: skip
 
-    def diff(self) -> list[str]:
-        """The draft against the active version, one readable line per change."""
-        return diff_contents(self.active_content() or {"departments": []}, self.draft())
+    def diff(self, draft: dict[str, Any] | None = None) -> list[str]:
+        """The draft (loaded here unless given) against the active version, one line per change."""
+        return diff_contents(self.active_content() or {"departments": []}, draft or self.draft())
 
 
 def diff_contents(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -200,8 +200,9 @@ def try_it():
 @login_required("edit")
 def publish_page():
     repo = runtime.knowledge
-    return render_template("editor/publish.html", changes=repo.diff(), versions=repo.versions(),
-                           problems=validate(repo.draft()))  # fmt: skip
+    draft = repo.draft()
+    return render_template("editor/publish.html", changes=repo.diff(draft), versions=repo.versions(),
+                           problems=validate(draft))  # fmt: skip
 
 
 @bp.post("/publish")

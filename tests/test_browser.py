@@ -141,6 +141,7 @@ def test_chat_page_consent_conversation_emergency_and_deletion(stack, browser_pa
     say("我爸突然胸口剧痛，满头大汗，左胳膊发麻")
     page.wait_for_selector("#emergency-card", timeout=90_000)
     assert page.get_attribute("#emergency-card a.call", "href") == "tel:120"
+    assert "仅供参考，不能替代医生诊断" in page.inner_text("#emergency-card .notice")
     _shot(page, "chat-emergency", full_page=True)
 
     page.click("#delete")  # the confirm() is accepted by the fixture

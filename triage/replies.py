@@ -146,6 +146,7 @@ QUICK_REPLIES = {
     "duration": ["今天刚开始", "2-3天", "1周左右", "1个月以上"],
     "sex": ["男", "女"],
 }
+CARD_NOTICE = FOOTER.removeprefix("—— ")  # "AI 导诊助手 · 仅供参考，不能替代医生诊断"
 URGENCY_COLOUR = {"emergency": "red", "urgent": "orange", "routine": "blue", "self_care": "green"}
 
 
@@ -160,7 +161,7 @@ def card(result: Any, question: Any, summary_code: str | None, kb: KnowledgeBase
     decision = result.decision
     if result.red_flag is not None:
         out["card"] = {"type": "emergency", "title": result.red_flag.name, "call": "120",
-                       "category": result.red_flag.category}  # fmt: skip
+                       "category": result.red_flag.category, "notice": CARD_NOTICE}  # fmt: skip
         if result.red_flag.category == "suicide":
             out["card"]["hotline"] = "12356"
         return out
@@ -177,6 +178,6 @@ def card(result: Any, question: Any, summary_code: str | None, kb: KnowledgeBase
         "next_step": NEXT_STEP[decision.urgency],
         "booking_page": booking.path(top.dept_id, kb.by_id[top.dept_id].booking_page) if top else None,
         "summary_code": summary_code,
-        "notice": f"{AI_LABEL} · 仅供参考，不能替代医生诊断",
+        "notice": CARD_NOTICE,
     }
     return out

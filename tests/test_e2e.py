@@ -8,10 +8,13 @@ import secrets
 import time
 
 import pytest
+import redis
 import requests
 from conftest import department_for
 
 from triage.guardrails import AI_LABEL, NOTICE
+from triage.inbox import Inbox
+from triage.wechat.parser import to_message
 from triage.wechat.pusher import message_fields, push, replies_for, wait_for_replies
 
 pytestmark = pytest.mark.slow
@@ -29,6 +32,18 @@ def fail(stack, endpoint: str, **how) -> None:
 def calls(stack, endpoint: str, touser: str) -> int:
     found = requests.get(stack.fake_url + "_fake/calls", timeout=5).json()
     return sum(1 for c in found if c["endpoint"] == endpoint and (c["payload"] or {}).get("touser") == touser)
+
+
+def test_a_message_whose_task_was_lost_is_still_answered(stack, openid):
+    """The broker lost the task (popped in the instant Redis went down): the inbox still holds
+    the message, and a worker's sweeper queues it again. One reply, never two."""
+    message = to_message({k: str(v) for k, v in message_fields(openid, "头疼三天").items()})
+    inbox = Inbox(redis.Redis.from_url(stack.settings.redis_url))
+    assert inbox.accept(message.dedup_key, "triage.handle_message", [message.to_dict(), "lost-task", time.time()])
+    inbox.due_now(message.dedup_key)  # as the web process does when queueing failed
+    assert len(answers(stack, openid, 1, timeout=90)) == 1
+    time.sleep(3)
+    assert len(answers(stack, openid, 1)) == 1 and not inbox.is_pending(message.dedup_key)
 
 
 @pytest.mark.parametrize("fmt", ["xml", "json"])

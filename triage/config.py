@@ -33,7 +33,12 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="External Redis URL. Unset: `make run` and the tests start an embedded redis-server."
     )
-    task_expires_s: int = Field(300, ge=10, le=86400, description="A queued triage task older than this is dropped.")
+    redeliver_after_s: int = Field(
+        60, ge=10, le=3600, description="A message still unanswered this long after it was accepted is queued again."
+    )
+    give_up_after_s: int = Field(
+        7200, ge=300, le=172800, description="A message unanswered this long is logged as undelivered and dropped."
+    )
     task_max_retries: int = Field(4, ge=0, le=10, description="Retries of a failed WeChat send before the fallback.")
     dedup_ttl_s: int = Field(600, ge=60, le=86400, description="How long a push's MsgId is remembered for dedup.")
     lock_ttl_s: int = Field(60, ge=5, le=600, description="Per-user lock lifetime while a message is triaged.")

@@ -27,6 +27,8 @@ REPLIES = Counter("triage_replies_total", "Replies sent, by kind (triage, questi
 RED_FLAGS = Counter("triage_red_flag_hits_total", "Red-flag rule hits.", ["rule"])
 WECHAT_ERRORS = Counter("triage_wechat_errors_total", "WeChat API errors, by errcode.", ["errcode"])
 FALLBACKS = Counter("triage_fallbacks_total", "Fallbacks used, by reason.", ["reason"])
+REDELIVERIES = Counter("triage_redeliveries_total", "Messages whose task was lost: queued again or given up.",
+                       ["outcome"])  # fmt: skip
 MODEL_TOKENS = Counter("triage_model_tokens_total", "Tokens the model evaluated.")
 MODEL_SECONDS = Counter("triage_model_seconds_total", "Seconds the model spent evaluating them.")
 
@@ -47,6 +49,8 @@ def exposition(client: redis.Redis | None, kb_version: str | None) -> bytes:
     if client is not None:
         try:
             gauges.append(("triage_queue_depth", "Messages waiting in the queue.", client.llen("triage")))
+            gauges.append(("triage_unanswered_messages", "Accepted messages not answered yet (the inbox).",
+                           client.zcard("triage:inbox:due")))  # fmt: skip
             gauges.append(("triage_active_sessions", "Conversations with a live session.",
                            sum(1 for _ in client.scan_iter("triage:session:*", count=1000))))  # fmt: skip
             gauges.append(("triage_workers_ready", "Worker processes that announced readiness.",

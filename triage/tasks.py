@@ -1,9 +1,11 @@
 """Celery tasks. They receive ids and small fields, never objects.
 
-A message is answered at most once: the reply is computed once and cached by
-message key, and a "sent" marker is written after WeChat accepted it, so a
-redelivery (worker killed after sending) or a send retry never repeats work
-or messages.
+A message is answered exactly once. The web layer recorded it in the inbox
+(``triage.inbox``), which queues it again if its task is lost. A task claims the
+message before working on it, so two deliveries never run the same turn; the reply
+is computed once and cached by message key; and a "sent" marker is written, with
+the inbox settled, after WeChat accepted it, so a redelivery (worker killed after
+sending) or a send retry never repeats work or messages.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import redis
 from celery import shared_task
 
 from triage import metrics, replies
+from triage.inbox import Inbox
 from triage.pipeline import Turn
 from triage.privacy import user_ref
 from triage.runtime import runtime
@@ -25,6 +28,13 @@ from triage.wechat.parser import IncomingMessage
 
 log = logging.getLogger(__name__)
 RESULT_TTL_S = 24 * 3600
+CLAIM_TTL_S = 300  # longer than one delivery can take: Redis wait, model budget, send retries
+
+
+def _inbox() -> Inbox:
+    settings = runtime.settings
+    assert settings is not None
+    return Inbox(runtime.redis, settings.redeliver_after_s)
 
 
 def compose_reply(message: IncomingMessage, user: str) -> tuple[str, dict]:
@@ -68,13 +78,17 @@ def _facts_of(turn: Turn) -> dict:
     return facts
 
 
-@shared_task(name="triage.chat_message", max_retries=0)
-def chat_message(openid: str, text: str, message_id: str, received_at: float | None = None) -> None:
+@shared_task(bind=True, name="triage.chat_message", max_retries=0)
+def chat_message(self, openid: str, text: str, message_id: str, received_at: float | None = None) -> None:
     """A message from the mini-program's own page (REST API): the same pipeline and session
     as the push path; the bot's turn is stored for the page to poll or stream."""
     settings = runtime.settings
     assert settings is not None
     user = user_ref(openid, settings.secret_key)
+    inbox, key = _inbox(), chat_key(message_id)
+    if not inbox.is_pending(key) or not inbox.claim(key, self.request.id, CLAIM_TTL_S):
+        log.info("already answered or being answered", extra={"user": user, "request_id": message_id})
+        return
     started = time.time()
     try:
         turn = runtime.pipeline().handle_text(user, text, screen=_screen_for(openid))
@@ -87,15 +101,22 @@ def chat_message(openid: str, text: str, message_id: str, received_at: float | N
         log.exception("chat triage failed; fallback", extra={"user": user, "request_id": message_id})
         reply, kind, extra = replies.FALLBACK, "fallback", {"quick_replies": [], "card": None}
     store = runtime.redis
-    key = f"triage:api:turns:{user}"
-    seq = store.incr(f"triage:api:seq:{user}")
-    store.rpush(key, json.dumps({"seq": seq, "id": message_id, "kind": kind, "text": reply, **extra},
-                                ensure_ascii=False))  # fmt: skip
-    store.ltrim(key, -50, -1)
-    for k in (key, f"triage:api:seq:{user}"):
-        store.expire(k, settings.session_ttl_s)
+    key_turns, key_seq = f"triage:api:turns:{user}", f"triage:api:seq:{user}"
+    seq = store.incr(key_seq)
+    pipe = store.pipeline()  # the turn and the settled inbox together: a redelivery finds it done
+    pipe.rpush(key_turns, json.dumps({"seq": seq, "id": message_id, "kind": kind, "text": reply, **extra},
+                                     ensure_ascii=False))  # fmt: skip
+    pipe.ltrim(key_turns, -50, -1)
+    for k in (key_turns, key_seq):
+        pipe.expire(k, settings.session_ttl_s)
+    inbox.settle(key, pipe)
+    pipe.execute()
     metrics.record_reply(store, kind, time.time() - (received_at or started), user=user if kind == "fallback" else None,
                          failed="triage_error" if kind == "fallback" else None)  # fmt: skip
+
+
+def chat_key(message_id: str) -> str:
+    return f"chat:{message_id}"
 
 
 def _describe_image(message: IncomingMessage) -> str | None:
@@ -139,8 +160,13 @@ def _answer(self, payload: dict, request_id: str, received_at: float) -> None:
     key = message.dedup_key
     store = runtime.redis
     context = {"user": user, "request_id": request_id, "attempt": self.request.retries}
+    inbox = _inbox()
     if store.exists(f"triage:sent:{key}"):
         log.info("already answered", extra=context)
+        inbox.settle(key)
+        return
+    if not inbox.claim(key, self.request.id, CLAIM_TTL_S):
+        log.info("being answered by another delivery", extra=context)
         return
 
     result_key = f"triage:result:{user}:{key}"  # per user, so that "删除我的数据" can find it
@@ -175,20 +201,24 @@ def _answer(self, payload: dict, request_id: str, received_at: float) -> None:
         if exc.temporary and reply != replies.FALLBACK:
             _last_try_fallback(message.from_user, context)
         metrics.record_reply(store, "undelivered", time.time() - received_at, failed=f"send {exc.errcode}", user=user)
+        inbox.settle(key)
         return
-    _mark_sent(store, key, context)
+    _mark_sent(store, inbox, key, context)
     kind = str(context.get("kind") or "cached")
     failed = context.get("failed")
     metrics.record_reply(store, kind, time.time() - received_at, failed=failed, user=user if failed else None)
     log.info("answered", extra=context)
 
 
-def _mark_sent(store, key: str, context: dict) -> None:
+def _mark_sent(store, inbox: Inbox, key: str, context: dict) -> None:
     """WeChat has the reply: record it, riding out a Redis restart, because a task whose marker
     is lost is redelivered and would send the same reply a second time."""
     for attempt in range(12):
         try:
-            store.set(f"triage:sent:{key}", "1", ex=RESULT_TTL_S)
+            pipe = store.pipeline()
+            pipe.set(f"triage:sent:{key}", "1", ex=RESULT_TTL_S)
+            inbox.settle(key, pipe)
+            pipe.execute()
             return
         except redis.RedisError:
             time.sleep(min(2.0, 0.25 * 2**attempt))

@@ -6,6 +6,9 @@ once per worker process.
 
 from __future__ import annotations
 
+import logging
+
+import redis
 from celery.signals import heartbeat_sent, worker_process_init, worker_process_shutdown
 
 from triage.web.app import create_app
@@ -43,3 +46,23 @@ def _heartbeat(sender: object = None, **_kwargs: object) -> None:
 
     with contextlib.suppress(Exception):
         runtime.redis.set(f"triage:heartbeat:{socket.gethostname()}:{os.getpid()}", 1, ex=30)
+    try:
+        _redeliver_lost_messages(runtime)
+    except redis.RedisError as exc:  # Redis restarting: the next heartbeat sweeps
+        logging.getLogger(__name__).warning("inbox sweep skipped: %s", type(exc).__name__)
+    except Exception:
+        logging.getLogger(__name__).exception("inbox sweep failed")
+
+
+def _redeliver_lost_messages(runtime) -> None:
+    """Messages accepted but never answered (their task was lost) are queued again."""
+    from triage import metrics
+    from triage.inbox import Inbox, Pending, sweep
+
+    def publish(pending: Pending) -> None:
+        celery_app.send_task(pending.task, args=pending.args, retry=False)
+
+    settings = runtime.settings
+    done = sweep(Inbox(runtime.redis, settings.redeliver_after_s), publish, settings.give_up_after_s)
+    for outcome, count in done.items():
+        metrics.REDELIVERIES.labels(outcome).inc(count)

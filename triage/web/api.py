@@ -18,6 +18,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, stream_
 from kombu.exceptions import OperationalError
 
 from triage import replies
+from triage.inbox import Inbox
 from triage.privacy import user_ref
 from triage.runtime import runtime
 from triage.sessions import SessionStore
@@ -123,11 +124,16 @@ def send_message():
     if len(text) > MAX_TEXT:
         raise ApiError(413, "text_too_long", f"描述请不超过{MAX_TEXT}字")
     _rate_limit(g.user)
-    from triage.tasks import chat_message
+    from triage.tasks import chat_key, chat_message
 
     message_id = uuid.uuid4().hex[:16]
-    chat_message.apply_async(args=[g.openid, text, message_id, time.time()], retry=False,
-                             expires=_settings().task_expires_s)  # fmt: skip
+    args = [g.openid, text, message_id, time.time()]
+    inbox = Inbox(runtime.redis, _settings().redeliver_after_s)
+    inbox.accept(chat_key(message_id), chat_message.name, args)  # kept until answered, whatever befalls the queue
+    try:
+        chat_message.apply_async(args=args, retry=False)
+    except (redis.RedisError, OperationalError):
+        inbox.due_now(chat_key(message_id))  # the workers' sweeper queues it
     return jsonify({"id": message_id, "status": "queued"}), 202
 
 

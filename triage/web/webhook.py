@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, request
 from kombu.exceptions import OperationalError
 
 from triage.config import Settings
+from triage.inbox import Inbox
 from triage.metrics import PUSHES
 from triage.pipeline import command_of
 from triage.privacy import user_ref
@@ -97,32 +98,37 @@ def receive() -> Response:
         PUSHES.labels(f"rejected_{exc.status}").inc()
         return _plain(exc.reason, exc.status)
 
-    ref = user_ref(message.from_user, _settings().secret_key)
+    settings = _settings()
+    ref = user_ref(message.from_user, settings.secret_key)
     if not message.is_supported:
         log.info("push ignored", extra={"msg_type": message.msg_type, "user": ref, "request_id": request_id})
         PUSHES.labels("ignored").inc()
         return _plain("success")
 
-    dedup_key = f"triage:dedup:{message.dedup_key}"
+    inbox = Inbox(runtime.redis, settings.redeliver_after_s)
+    key, args = message.dedup_key, [message.to_dict(), request_id, time.time()]
     try:
-        if not runtime.redis.set(dedup_key, request_id, nx=True, ex=_settings().dedup_ttl_s):
+        if not inbox.accept(key, handle_message.name, args, dedup=(f"triage:dedup:{key}", settings.dedup_ttl_s)):
             log.info("duplicate push", extra={"user": ref, "request_id": request_id})
             PUSHES.labels("duplicate").inc()
             return _plain("success")
         if _flooding(ref):  # one sender's flood must not fill the queue ahead of other patients
+            inbox.settle(key)
             log.warning("push rate-limited", extra={"user": ref, "request_id": request_id})
             PUSHES.labels("rate_limited").inc()
             return _plain("success")
-        handle_message.apply_async(
-            args=[message.to_dict(), request_id, time.time()], expires=_settings().task_expires_s, retry=False
-        )
-    except (redis.RedisError, OperationalError) as exc:
-        # Let WeChat retry later rather than lose the message; never hang the request.
-        log.error("queue unavailable", extra={"error": type(exc).__name__, "request_id": request_id})
-        with contextlib.suppress(redis.RedisError):
-            runtime.redis.delete(dedup_key)
+    except redis.RedisError as exc:
+        # Nothing recorded: let WeChat retry later rather than lose the message; never hang the request.
+        log.error("redis unavailable", extra={"error": type(exc).__name__, "request_id": request_id})
         PUSHES.labels("unavailable").inc()
         return _plain("temporarily unavailable", 503)
+    try:
+        handle_message.apply_async(args=args, retry=False)
+    except (redis.RedisError, OperationalError) as exc:
+        # The message is recorded; the workers' sweeper queues it. WeChat's retry would only be a duplicate.
+        log.warning("queueing deferred", extra={"error": type(exc).__name__, "request_id": request_id})
+        with contextlib.suppress(redis.RedisError):
+            inbox.due_now(key)
     log.info("push queued", extra={"msg_type": message.msg_type, "user": ref, "request_id": request_id})
     PUSHES.labels("queued").inc()
     if message.msg_type == "text" and command_of(message.content) == "handoff":

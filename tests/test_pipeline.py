@@ -22,6 +22,9 @@ from triage.sessions import SessionStore
         ("脸上长了很多痘痘", "皮肤科"),
         ("耳朵嗡嗡响，听力下降", "耳鼻喉科"),
         ("尿频尿急，排尿的时候疼", "泌尿外科"),
+        # traditional characters read as simplified ones
+        ("孩子發燒三天，咳嗽有痰", "儿科"),
+        ("膝蓋疼，上下樓梯更厲害", "骨科"),
     ],
 )
 def test_common_complaints_reach_the_right_department(engine, text, canonical):

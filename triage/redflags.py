@@ -7,8 +7,9 @@ its template at once; no model output can change it.
 
 How a message is read:
 1. normalised (full-width to half-width, lowercase, runs of spaces become a comma);
-2. traditional characters and common typing slips are mapped to one spelling
-   (``characters`` and ``spellings``: 說話 -> 说话, 历害 -> 厉害, 冷汉 -> 冷汗);
+2. traditional characters (OpenCC, then ``characters`` for variants it keeps), common
+   typing slips and English words are mapped to one spelling (``spellings``: 說話 -> 说话,
+   历害 -> 厉害, 冷汉 -> 冷汗, passed out -> 晕倒);
 3. figurative speech is blanked out (``figurative``: 热死了, 笑死, 尴尬得想死);
 4. split into clauses; a clause about the past (``past_markers``) is dropped;
 5. each rule: one ``any`` pattern, and one pattern of every ``with`` group, must
@@ -32,18 +33,21 @@ from typing import Any
 
 import yaml
 
+from triage.chinese import to_simplified
+
 # Clause boundaries. A dot between digits is a decimal point ("38.5"), not a full stop;
 # "不过" inside "喘不过气" / "醒不过来" is not "but".
 _CLAUSE = re.compile(
     r"[，,。；;！!？?\n]|(?<!\d)\.|\.(?!\d)|但是|(?<![透喘吸说醒缓转挺熬撑活憋])不过(?![气来去])|可是|然而"
 )
+_ASCII_WORD = re.compile(r"[a-z0-9]")
 _CLASS_REF = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 # Phrases that contain 不/没/无/别 but deny nothing ("喘不上气" is breathlessness, not its absence).
 _FIXED_NEGATIVE_WORDS = re.compile(
     # inability, failure and loss are the symptoms themselves
     "喘不|上不来|透不过|吸不|进不去|叫不|喊不|拍不|推不|说不|讲不|止不住|流不止|不听使唤|使不上|动不了|不能动|不会动|"
     "不能呼吸|不能说|不会说|抬不|举不|拿不|握不|站不|坐不|走不|起不|躺不|咽不|睁不|压不|按不|堵不|停不|醒不|看不|"
-    "听不|不缓解|不管用|不见好|不一样|不褪|不清|不太清|不大清|不利索|不连贯|不灵|不好使|不遂|不出|不让|不止|不住|"
+    "听不|不缓解|不管用|不见好|不一样|不褪|不清|不太清|不大清|不利索|不连贯|不灵|不好使|不遂|不出(?!汗|血)|不让|不止|不住|"
     "不下|不开|不来|不了|不起|不到|不动|不停|不断|不行|不得了|不舒服|不适|不对劲|不得劲|不舒坦|不安|不记得|"
     "不省人事|人事不省|受不|忍不|无力|无法|没法|没办法|无效|无意识|无精打采|"
     "没劲|没力|没了|没有了|没用|没效|没好|没缓|没停|没止|没完|没煮熟|没熟|没精神|"
@@ -51,7 +55,7 @@ _FIXED_NEGATIVE_WORDS = re.compile(
     # no response, no breath: signs of collapse
     "不答应|不应|不理|不搭理|不认|不吭声|不出声|不回答|不回应|不说话|不(?:怎么|太|大)?睁眼|不(?:太|大)?愿意(?:动|转)|"
     "不敢(?:动|转)|没反应|没有反应|没回应|没有回应|没动静|没有动静|没动|没睁眼|没声音|没有声音|没知觉|没有知觉|"
-    "没感觉|没意识|没有意识|没呼吸|没有呼吸|没气|没心跳|没有心跳|没脉|没醒|不接|打不通|联系不上|找不到|"
+    "没感觉|没意识|没有意识|没呼吸|没有呼吸|没气|没心跳|没有心跳|没脉|没醒|不(?:怎么|太|大)?醒|不接|打不通|联系不上|找不到|"
     # hopelessness is what self-harm rules look for
     "恨不得|不想|不如|不配|不值得|不下去|活不|生不如死|没意思|没意义|没盼头|没必要|没脸|毫无|没有我|不在了|就不用|"
     "不用面对|牵挂|不(?:会)?再(?:麻烦|拖累|打扰)|再也不(?:要|想)?醒|不要(?:再)?醒|别(?:再)?醒|"
@@ -73,14 +77,14 @@ _DENIED_AFTER = re.compile(
     "(?:[、和及与或跟][^，,]{1,8}?)*(?:都|也|均|全都|全)?(?:没有|无|不明显|没出现|没发生)(?:过)?[呢啊的哦]*"
 )
 _NUM = "(?:[1-9]\\d?|[一二两三四五六七八九十几]{1,3})"
-_BABY = "(?:宝宝|宝贝|婴儿|孩子|娃娃?|小孩|儿子|女儿|闺女|孙子|孙女|外孙女?|小宝|大宝|二宝|老大|老二|老三|崽崽?|小家伙|新生儿)"
+_BABY = "(?:宝宝|宝贝|婴儿|孩子|娃娃?|小孩|儿子|女儿|闺女|孙子|孙女|外孙女?|侄子|侄女|外甥女?|小宝|大宝|二宝|老大|老二|老三|崽崽?|小家伙|新生儿)"
 _MONTHS = "(?:[12]|[一两二])个?(?:多|半)?月(?!份)"
 _INFANT_AGE = re.compile(
-    f"新生儿|新生宝宝|刚出生|出生(?:才|刚|第)?{_NUM}(?:多|来|几)?天|出生.{{0,6}}第{_NUM}天|满月|月子里|坐月子|没满月|未满月"
+    f"新生儿|新生宝宝|刚出生|(?:出生|生下来|落地)(?:才|刚|第)?{_NUM}(?:多|来|几)?(?:天|周|个?星期)|出生.{{0,6}}第{_NUM}天|满月|月子里|坐月子|没满月|未满月"
     f"|(?<![孕怀\\d]){_NUM}(?:多|来)?(?:天|周|个?星期)(?!岁)(?:大|的)?[，,]?{_BABY}"
     f"|(?<![孕怀\\d]){_MONTHS}(?:大|的)"
     f"|(?<![孕怀\\d]){_MONTHS}[，,]?{_BABY}"
-    f"|{_BABY}(?:出生|现在|今天|已经|才|刚|刚满|满|[，,])*(?:{_NUM}(?:多|来)?(?:天|周|个?星期)(?!岁)|{_MONTHS})"
+    f"|{_BABY}(?:出生|现在|今天|已经|才|刚|刚满|满|是|第|[，,])*(?:{_NUM}(?:多|来)?(?:天|周|个?星期)(?!岁)|{_MONTHS})"
     f"|(?<![孕怀\\d])(?:{_NUM}(?:天|周|个?星期)|{_MONTHS})大"
     f"|(?<![孕怀])(?:刚满|才满|满)(?:{_NUM}(?:天|周)(?!岁)|{_MONTHS})"
 )
@@ -117,16 +121,33 @@ class _Rule:
 def normalize(text: str) -> str:
     """Full-width to half-width, lowercase; a space separates phrases like a comma (people typing
     on a phone often use spaces instead of punctuation), except between single Chinese words
-    typed apart ("我 不想 活 了" is one phrase)."""
+    typed apart ("我 不想 活 了" is one phrase), between English words, and between an English
+    word and a Chinese one ("胸口 pain 很厉害": the space only sets the languages apart)."""
     words = unicodedata.normalize("NFKC", text or "").lower().split()
     out = words[:1]
     for prev, word in itertools.pairwise(words):
-        out.append(("" if _is_short_word(prev) and _is_short_word(word) else "，") + word)
+        out.append(_joiner(prev, word) + word)
     return "".join(out)
 
 
+def _joiner(prev: str, word: str) -> str:
+    if _is_short_word(prev) and _is_short_word(word):
+        return ""
+    if _ASCII_WORD.match(prev[-1]) and _ASCII_WORD.match(word[0]):
+        return " "
+    if prev[-1].isascii() and prev[-1].isalpha() and _is_chinese(word[0]):
+        return ""
+    if word[0].isascii() and word[0].isalpha() and _is_chinese(prev[-1]):
+        return ""
+    return "，"
+
+
+def _is_chinese(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff"
+
+
 def _is_short_word(word: str) -> bool:
-    return len(word) <= 2 and all("\u4e00" <= ch <= "\u9fff" for ch in word)
+    return len(word) <= 2 and all(_is_chinese(ch) for ch in word)
 
 
 def _expand(pattern: str, classes: dict[str, str], depth: int = 0) -> str:
@@ -269,7 +290,7 @@ class RedFlagRules:
 
     def canonical(self, text: str) -> str:
         """The message as the rules read it: normalised, one spelling per word."""
-        canon = normalize(str(text))[:4000].translate(self._characters)
+        canon = to_simplified(normalize(str(text))[:4000]).translate(self._characters)
         for pattern, replacement in self._spellings:
             canon = pattern.sub(replacement, canon)
         return canon

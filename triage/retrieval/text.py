@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 import jieba
 
+from triage.chinese import to_simplified
+
 jieba.setLogLevel(logging.WARNING)
 
 _SPACES = re.compile(r"\s+")
@@ -27,8 +29,8 @@ STOPWORDS = frozenset(
 
 
 def normalize(text: str) -> str:
-    """Full-width to half-width, lowercase, collapse whitespace."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFKC", text or "")).strip().lower()
+    """Full-width to half-width, simplified characters, lowercase, collapse whitespace."""
+    return to_simplified(_SPACES.sub(" ", unicodedata.normalize("NFKC", text or "")).strip().lower())
 
 
 class Tokenizer:

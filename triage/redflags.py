@@ -11,7 +11,9 @@ How a message is read:
    typing slips and English words are mapped to one spelling (``spellings``: 說話 -> 说话,
    历害 -> 厉害, 冷汉 -> 冷汗, passed out -> 晕倒);
 3. figurative speech is blanked out (``figurative``: 热死了, 笑死, 尴尬得想死);
-4. split into clauses; a clause about the past (``past_markers``) is dropped;
+4. split into clauses; a clause about the past (``past_markers``) is dropped, and so is a
+   hypothetical one ("如果…", a scene on television: ``hypothetical``), except for the rules
+   marked ``always`` ("如果我死了，会有人难过吗" is still heard);
 5. each rule: one ``any`` pattern, and one pattern of every ``with`` group, must
    occur in a clause where they are not negated; no ``unless`` pattern anywhere.
 A message that only asks about a condition and names no patient ("心梗挂什么科",
@@ -230,13 +232,15 @@ class RedFlagRules:
                  past_markers: list[str], classes: dict[str, str] | None = None,
                  characters: dict[int, str] | None = None,
                  spellings: list[tuple[re.Pattern[str], str]] | None = None,
-                 general_questions: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 general_questions: dict[str, Any] | None = None,
+                 hypothetical: list[str] | None = None) -> None:  # fmt: skip
         self.version = version
         self.rules = rules
         self._negation = re.compile("(?:" + "|".join(map(re.escape, negations)) + ")") if negations else None
         self._long_negations = tuple(n for n in negations if len(n) > 2)  # "没想过要" reaches further back
         self._figurative = _alternation(figurative, classes or {})
         self._past = _alternation(past_markers, classes or {})
+        self._hypothetical = _alternation(hypothetical or [], classes or {})
         self._characters = characters or {}
         self._spellings = spellings or []
         general = general_questions or {}
@@ -282,7 +286,7 @@ class RedFlagRules:
                        list(data.get("figurative") or []), list(data.get("past_markers") or []), classes,
                        _compile_characters(data.get("characters")),
                        _compile_spellings(data.get("spellings"), classes),
-                       data.get("general_questions"))  # fmt: skip
+                       data.get("general_questions"), list(data.get("hypothetical") or []))  # fmt: skip
         except re.error as exc:
             raise ValueError(f"red-flag rules: invalid negation/figurative/past pattern: {exc}") from exc
 
@@ -362,15 +366,17 @@ class RedFlagRules:
             return None
         literal = self._figurative.sub("，", canon) if self._figurative is not None else canon
         clauses = self._clauses(literal)
+        real = [c for c in clauses if not self._hypothetical.search(c)] if self._hypothetical else clauses
         infant = self._is_infant(canon, age_years)
         general = self._is_general_question(literal)
         for rule in self.rules:
             if (general and not rule.always) or not self._applies(rule, infant, age_years, sex):
                 continue
-            matched = self._find(rule.any, clauses, rule.negatable)
+            heard = clauses if rule.always else real
+            matched = self._find(rule.any, heard, rule.negatable)
             if matched is None:
                 continue
-            extra = [self._find(group, clauses, rule.negatable) for group in rule.with_groups]
+            extra = [self._find(group, heard, rule.negatable) for group in rule.with_groups]
             if any(e is None for e in extra):
                 continue
             if rule.unless and any(p.search(literal) for p in rule.unless):

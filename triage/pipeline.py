@@ -139,12 +139,15 @@ class TriageEngine:
         return self.conclude(self.examine(text, {"age": age_years, "sex": sex}), use_model=use_model)
 
     def _emergency_decision(self, text: str, facts: PatientFacts) -> Decision:
-        """For the record and the hand-off (never for the reply): 急诊科 first, then the
-        specialties retrieval finds, so staff know who takes over after the emergency."""
+        """For the record and the hand-off (never for the reply, which is the rule's template):
+        the specialty the complaint belongs to, then 急诊科 as the door to it, then the next
+        specialty. The urgency and the red flag carry the emergency; the departments say who
+        takes over after it."""
         emergency = self.kb.find_by_canonical("急诊科")
         ranked = self.decider.apply_patient_rules(self.retriever.retrieve(text, limit=10), facts)
-        head = [Candidate(emergency.id, emergency.name, emergency.canonical, 1.0)] if emergency else []
-        departments = tuple((head + [c for c in ranked if c.canonical != "急诊科"])[: self.decider.top_k])
+        specialties = [c for c in ranked if c.canonical != "急诊科"]
+        door = [Candidate(emergency.id, emergency.name, emergency.canonical, 1.0)] if emergency else []
+        departments = tuple((specialties[:1] + door + specialties[1:])[: self.decider.top_k])
         return Decision(departments, "emergency", "命中急症规则，请立即就医。", "red_flag")
 
 

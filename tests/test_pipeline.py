@@ -36,6 +36,11 @@ def test_common_complaints_reach_the_right_department(engine, text, canonical):
     assert violations(result.reply) == []
 
 
+def test_a_sub_specialty_brings_its_parent_as_the_alternative(engine):
+    departments = [c.canonical for c in engine.triage("乳房摸到一个硬块，不疼", sex="女").decision.departments]
+    assert departments[0] == "乳腺外科" and "普外科" in departments, departments
+
+
 def test_every_answer_names_the_patients_own_words(engine):
     result = engine.triage("最近总是心口疼，还反酸烧心")
     assert result.decision.departments[0].evidence

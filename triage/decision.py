@@ -195,7 +195,7 @@ class Decider:
             except ModelUnavailable as exc:
                 log.warning("model fallback: %s", exc)
                 source = "retrieval-fallback"
-        chosen = tuple(ranked[: self.top_k])
+        chosen = self._with_parent(tuple(ranked[: self.top_k]))
         reason = reason_for(chosen[0] if chosen else None)
         model_reason = str((raw or {}).get("reason") or "").strip()
         if model_reason and len(model_reason) <= 80 and is_safe(model_reason) and _mostly_chinese(model_reason):
@@ -209,6 +209,18 @@ class Decider:
             model_raw=raw,
             urgency_reason=assessment.reason,
         )
+
+    def _with_parent(self, chosen: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
+        """A sub-specialty that many hospitals fold into its parent (乳腺外科 and 肛肠外科 into
+        普外科) brings the parent along as the last alternative when it is not already shown."""
+        if not chosen:
+            return chosen
+        parent_id = self.kb.by_id[chosen[0].dept_id].parent
+        parent = self.kb.by_id.get(parent_id) if parent_id else None
+        if parent is None or any(c.canonical == parent.canonical for c in chosen):
+            return chosen
+        kept = chosen[: self.top_k - 1]
+        return (*kept, Candidate(parent.id, parent.name, parent.canonical, 0.0, ("上级科室",)))
 
     def urgency_for(
         self,

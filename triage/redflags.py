@@ -17,7 +17,8 @@ How a message is read:
 5. each rule: one ``any`` pattern, and one pattern of every ``with`` group, must
    occur in a clause where they are not negated; no ``unless`` pattern anywhere.
 A message that only asks about a condition and names no patient ("心梗挂什么科",
-"溺水急救知识": ``general_questions``) is answered by the rules marked ``always`` only.
+"溺水急救知识": ``general_questions``), or tells a story ("电视剧里男主捂着胸口倒下",
+``general_questions.story``), is answered by the rules marked ``always`` only.
 
 Patterns may name a word class as ``{NAME}``; ``classes`` defines them (a class
 may use other classes), so the vocabulary for "chest", "sweating" or "one side"
@@ -60,7 +61,7 @@ _FIXED_NEGATIVE_WORDS = re.compile(
     "没感觉|没意识|没有意识|没呼吸|没有呼吸|没气|没心跳|没有心跳|没脉|没醒|不(?:怎么|太|大)?醒|不接|打不通|联系不上|找不到|"
     # hopelessness is what self-harm rules look for
     "恨不得|不想|不如|不配|不值得|不下去|活不|生不如死|没意思|没意义|没盼头|没必要|没脸|毫无|没有我|不在了|就不用|"
-    "不用面对|牵挂|不(?:会)?再(?:麻烦|拖累|打扰)|不能(?:再)?(?:孝顺|陪|照顾)|再也不(?:要|想)?醒|不要(?:再)?醒|别(?:再)?醒|"
+    "不用面对|牵挂|不(?:会)?再(?:麻烦|拖累|打扰)|不能(?:再)?(?:孝顺|陪|照顾)|别难过|不要难过|别伤心|别哭|不想(?:再)?止血|再也不(?:要|想)?醒|不要(?:再)?醒|别(?:再)?醒|"
     # ordinary words
     "不少|不光|不仅|不但|不只|不管|不时|不好意思|无缘无故|"
     "永别|诀别|告别|离别|分别|区别|特别|别人|别的|别处|性别|级别|类别|别扭|个别|识别|鉴别|辨别|别提"
@@ -246,6 +247,7 @@ class RedFlagRules:
         general = general_questions or {}
         self._asks = _alternation(list(general.get("asks") or []), classes or {})
         self._about_someone = _alternation(list(general.get("about_someone") or []), classes or {})
+        self._story = _alternation(list(general.get("story") or []), classes or {})
 
     @classmethod
     def load(cls, path: str | Path) -> RedFlagRules:
@@ -338,7 +340,10 @@ class RedFlagRules:
     # ------------------------------------------------------------------ the check
 
     def _is_general_question(self, literal: str) -> bool:
-        """Does the message only ask about a condition ("抽搐是什么病") without naming a patient?"""
+        """Does the message only ask about a condition ("抽搐是什么病") without naming a patient,
+        or tell what happened in a film, a series or a game?"""
+        if self._story is not None and self._story.search(literal):
+            return True
         if self._asks is None or not self._asks.search(literal):
             return False
         return not (self._about_someone is not None and self._about_someone.search(literal))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from triage.guardrails import AI_LABEL, NOTICE, violations
+from triage.patient import read_facts
 from triage.pipeline import TriagePipeline
 from triage.sessions import SessionStore
 
@@ -64,6 +65,20 @@ def test_age_and_sex_are_hard_constraints(engine):
     assert child.decision.departments[0].canonical == "儿科"
     pregnant = engine.triage("怀孕20周，肚子隐隐作痛", sex="女")
     assert pregnant.decision.departments[0].canonical == "产科" or pregnant.red_flag is not None
+    # From 20 weeks, raised blood pressure may be pre-eclampsia: obstetrics first.
+    late = engine.triage("孕30周，这两天量血压142/92，脚也肿")
+    assert late.red_flag is None and late.decision.departments[0].canonical == "产科"
+    # Earlier, the specialty keeps first place and obstetrics is always offered.
+    acne = [c.canonical for c in engine.triage("怀孕10周，脸上长了很多痘痘").decision.departments]
+    assert acne[0] == "皮肤科" and "产科" in acne, acne
+
+
+def test_pregnancy_is_read_only_when_there_is_one():
+    assert read_facts("孕35+6，见红").gestation_weeks == 35
+    assert read_facts("怀孕8个月了脚肿").gestation_weeks == pytest.approx(34.4)
+    assert read_facts("孕晚期反酸").pregnant
+    for text in ("没怀孕", "备孕半年了", "是不是怀孕了", "担心怀孕", "怀不上"):
+        assert not read_facts(text).pregnant, text
 
 
 def test_model_is_used_and_a_dead_model_falls_back_to_retrieval(engine):

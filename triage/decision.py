@@ -32,6 +32,9 @@ CHILD_REDIRECTS = {
     ),
     "普外科": "surgery",
 }
+# From 20 weeks on, raised blood pressure, swelling, raised sugar, abdominal pain and urinary
+# complaints may be the pregnancy itself (pre-eclampsia, gestational diabetes, labour): 产科 first.
+LATE_PREGNANCY_TO_OBSTETRICS = frozenset(("心血管内科", "肾内科", "内分泌科", "消化内科", "普外科", "泌尿外科", "急诊科"))
 SCORE_PROMPT = "患者描述：{text}\n导诊护士建议挂号的科室是："
 PRIOR_PROMPT = "患者描述：\n导诊护士建议挂号的科室是："
 GENERATE_PROMPT = """你是医院的导诊护士，只负责推荐挂号科室，不诊断、不开药。
@@ -103,12 +106,28 @@ class Decider:
                     out.append(replace(c, dept_id=target.id, name=target.name, canonical=target.canonical,
                                        evidence=(*c.evidence, label)))  # fmt: skip
             out.append(c)
-        if facts.pregnant:
-            obstetric = [c for c in out if c.canonical == "产科"]
-            if obstetric and out and out[0].canonical == "妇科":
-                out.remove(obstetric[0])
-                out.insert(0, obstetric[0])
+        if facts.pregnant and out:
+            out = self._with_obstetrics(out, facts)
         return _distinct_canonical(out)
+
+    def _with_obstetrics(self, out: list[Candidate], facts: PatientFacts) -> list[Candidate]:
+        """A pregnant patient is always offered 产科. It comes first for a gynaecological
+        complaint and, from 20 weeks on (when blood pressure, swelling, pain or bleeding
+        may be the pregnancy itself), for a medical or general-surgical one; otherwise the
+        specialty keeps first place and 产科 is the alternative."""
+        if out[0].canonical == "产科":
+            return out
+        obstetric = next((c for c in out if c.canonical == "产科"), None)
+        if obstetric is None:
+            dept = self.kb.find_by_canonical("产科")
+            if dept is None:
+                return out
+            obstetric = Candidate(dept.id, dept.name, dept.canonical, 0.0, ("孕期",))
+        else:
+            out = [c for c in out if c is not obstetric]
+        late = facts.gestation_weeks is not None and facts.gestation_weeks >= 20
+        first = out[0].canonical == "妇科" or (late and out[0].canonical in LATE_PREGNANCY_TO_OBSTETRICS)
+        return [obstetric, *out] if first else [out[0], obstetric, *out[1:]]
 
     # --- the model ------------------------------------------------------------------------
     def _model_scores(self, text: str, candidates: list[Candidate]) -> list[Candidate]:

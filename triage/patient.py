@@ -29,7 +29,15 @@ _MALE = re.compile(r"男性|男士|男孩|男，|男,|^男|[，,、\s]男$|儿�
 _FEMALE = re.compile(
     r"女性|女士|女孩|女，|女,|^女|女儿|老婆|妻子|我妈|母亲|奶奶|外婆|怀孕|月经|例假|大姨妈|阴道|子宫|卵巢|白带|乳房|孕"
 )
-_PREGNANT = re.compile(r"怀孕|怀上|孕\d+周|孕期|妊娠|早孕|孕妇|有喜|怀了|胎儿|胎动|产检|孕[早中晚]期|孕\d+个?月")
+_PREGNANT = re.compile(r"怀孕|怀上|孕\d+(?:周|\+\d)|孕期|妊娠|早孕|孕妇|有喜|怀了|胎儿|胎动|产检|孕[早中晚]期|孕\d+个?月")
+# Words that name a pregnancy without there being one: a denial, a wish, a fear, a question.
+_NOT_PREGNANT = re.compile(
+    r"(?:没|没有|未|不是|排除|不想|想|准备|打算|计划|怕|担心|害怕|避免|能不能|会不会|是不是|可能|如何|怎么|怎样)"
+    r"(?:怀孕|怀上)|怀孕(?:了)?吗|怀不上|备孕|不孕|未孕|避孕"
+)
+# Gestation as the patient states it: "孕30周", "怀孕8个月", "孕晚期".
+_GESTATION = re.compile(r"(?:孕|怀孕|怀了|怀上)(?:了)?(?:第)?" + _NUM + r"\s*(?:\+\d\s*)?(周|个多?月|(?<=\+\d))")
+_GESTATION_STAGE = {"孕早期": 8.0, "孕中期": 20.0, "孕晚期": 32.0, "临产": 39.0, "快生了": 38.0, "预产期": 38.0}
 
 
 # "孕20周" is a pregnancy and "一天三次" a frequency, neither is how long the complaint lasted.
@@ -68,6 +76,7 @@ class PatientFacts:
     duration_days: float | None = None
     severity: str | None = None  # "mild" | "moderate" | "severe"
     temperature: float | None = None  # highest body temperature mentioned, °C
+    gestation_weeks: float | None = None  # weeks of pregnancy, when the patient says so
 
 
 def cn_number(token: str) -> float | None:
@@ -131,6 +140,19 @@ def read_temperature(text: str) -> float | None:
     return 39.0 if _HIGH_FEVER_WORDS.search(text) else None
 
 
+def read_pregnancy(text: str) -> bool:
+    """A pregnancy the patient is in now, not one denied, wished for or feared."""
+    return bool(_PREGNANT.search(_NOT_PREGNANT.sub("", text)))
+
+
+def read_gestation_weeks(text: str) -> float | None:
+    m = _GESTATION.search(text)
+    if m and (value := cn_number(m.group(1))) is not None:
+        weeks = value * 4.3 if "月" in m.group(2) else value
+        return round(weeks, 1) if 1 <= weeks <= 43 else None
+    return next((weeks for word, weeks in _GESTATION_STAGE.items() if word in text), None)
+
+
 def read_facts(
     text: str,
     age_years: float | None = None,
@@ -156,9 +178,10 @@ def read_facts(
     return PatientFacts(
         age_years=age_years,
         sex=sex,
-        pregnant=(bool(_PREGNANT.search(text)) if pregnant is None else pregnant) and sex != "男",
+        pregnant=(read_pregnancy(text) if pregnant is None else pregnant) and sex != "男",
         probable_child=(age_years < 14) if age_years is not None else bool(_CHILD_WORDS.search(text)),
         duration_days=duration_days if duration_days is not None else read_duration_days(text),
         severity=severity or read_severity(text),
         temperature=read_temperature(text),
+        gestation_weeks=read_gestation_weeks(text),
     )

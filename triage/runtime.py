@@ -6,10 +6,13 @@ The model is created by :func:`init_worker_process`, called from Celery's
 the children.
 
 Live reload: publishing a knowledge-base version writes its number to Redis
-(``KB_ACTIVE_KEY``). Before each message a worker compares it with the version it
-serves and, if it changed, builds the new engine (the model is reused, embeddings
-come from the per-passage cache) and swaps it in between two messages, so no
-message in flight is dropped or answered from a half-built index.
+(``KB_ACTIVE_KEY``). A watcher thread in every worker process polls it and, when it
+changes, builds the new engine in the background (the model is reused, embeddings
+come from the per-passage cache; about 5 s on 2 cores) and swaps it in between two
+messages, so no message in flight is dropped or answered from a half-built index.
+Before each message the worker checks the key too: a message that arrives after a
+publish is always answered from the new version (waiting for a build under way
+rather than starting a second one).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 
 import redis
 from sqlalchemy.orm import sessionmaker
@@ -34,11 +38,14 @@ from triage.wechat.client import WeChatSender
 
 log = logging.getLogger(__name__)
 KB_ACTIVE_KEY = "triage:kb:active"
+RELOAD_POLL_S = 2.0
 
 
 class Runtime:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()  # one engine build at a time
+        self._watcher: threading.Thread | None = None
         self.settings: Settings | None = None
         self.redis_url: str | None = None
         self.model: LanguageModel | None = None
@@ -117,6 +124,21 @@ class Runtime:
                 self.vision = build_vision(self.settings)
                 self.announce_ready()
                 log.info("worker ready", extra={"kb_version": self.engine.kb.version})
+                self._watch_published()
+
+    def _watch_published(self) -> None:
+        """Rebuild as soon as a version is published, not when the next patient writes."""
+
+        def watch() -> None:
+            while True:
+                time.sleep(RELOAD_POLL_S)
+                try:
+                    self.reload_if_published()
+                except Exception as exc:  # Redis restarting, a broken version: keep serving, try again
+                    log.warning("knowledge-base watch: %s", type(exc).__name__)
+
+        self._watcher = threading.Thread(target=watch, name="kb-reload", daemon=True)
+        self._watcher.start()
 
     def reload_if_published(self) -> None:
         """Swap in the live knowledge-base version if another one was published."""
@@ -127,13 +149,16 @@ class Runtime:
         wanted = self.redis.get(KB_ACTIVE_KEY)
         if wanted is None or f"v{int(wanted)}" == self.engine.kb.version:
             return
-        content = self.knowledge.version_content(int(wanted))
-        if content is None:
-            log.error("published version missing from the database", extra={"kb_version": f"v{int(wanted)}"})
-            return
-        engine = build_engine(self.settings, kb=to_knowledge_base(content, f"v{int(wanted)}"), model=self.model)
-        with self._lock:
-            self.engine = engine
+        with self._reload_lock:  # a build under way finishes first; then the version is checked again
+            if f"v{int(wanted)}" == self.engine.kb.version:
+                return
+            content = self.knowledge.version_content(int(wanted))
+            if content is None:
+                log.error("published version missing from the database", extra={"kb_version": f"v{int(wanted)}"})
+                return
+            engine = build_engine(self.settings, kb=to_knowledge_base(content, f"v{int(wanted)}"), model=self.model)
+            with self._lock:
+                self.engine = engine
         self.announce_ready()
         log.info("knowledge base reloaded", extra={"kb_version": engine.kb.version})
 

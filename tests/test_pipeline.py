@@ -71,6 +71,9 @@ def test_age_and_sex_are_hard_constraints(engine):
     # Earlier, the specialty keeps first place and obstetrics is always offered.
     acne = [c.canonical for c in engine.triage("怀孕10周，脸上长了很多痘痘").decision.departments]
     assert acne[0] == "皮肤科" and "产科" in acne, acne
+    # A pregnancy denied is none, for the rules and for retrieval.
+    denied = [c.canonical for c in engine.triage("没怀孕，但是乳头能挤出白色的水", sex="女").decision.departments]
+    assert "产科" not in denied, denied
 
 
 def test_pregnancy_is_read_only_when_there_is_one():

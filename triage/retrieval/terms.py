@@ -103,7 +103,7 @@ class TermMatcher:
 
 
 def _negated(text: str, start: int, postings: tuple[Posting, ...]) -> bool:
-    if not any(p.kind == "symptom" for p in postings):
+    if not any(p.kind in ("symptom", "population") for p in postings):  # 没怀孕 is no pregnancy
         return False
     window = _CLAUSE_BREAK.split(text[max(0, start - 6) : start])[-1]
     return any(window.endswith(cue) or window.endswith(cue + "有") for cue in NEGATION_CUES) or any(

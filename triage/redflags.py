@@ -14,8 +14,15 @@ How a message is read:
 4. split into clauses; a clause about the past (``past_markers``) is dropped, and so is a
    hypothetical one ("如果…", a scene on television: ``hypothetical``), except for the rules
    marked ``always`` ("如果我死了，会有人难过吗" is still heard);
+   a story about the past goes on after its marker ("上个月抢救过，当时喉咙肿喘不上气"): when
+   the message later says it is over (``past_scope.recovered``: 现在都好了, 一直很稳定), the
+   clauses after the marker are the story too, until one speaks of now again
+   (``past_scope.present``: 今天, 这次, 又, 突然); otherwise only what is told of it
+   (``past_scope.told``: "医生说是热性惊厥");
 5. each rule: one ``any`` pattern, and one pattern of every ``with`` group, must
-   occur in a clause where they are not negated; no ``unless`` pattern anywhere.
+   occur in a clause where they are not negated; no ``unless`` pattern anywhere, except in
+   the background: what a message tells of the past before it comes to today
+   (``past_scope.onset``: "之前偶尔隐隐作痛，几分钟就好了。今天夜里疼醒…") cannot excuse today.
 A message that only asks about a condition and names no patient ("心梗挂什么科",
 "溺水急救知识": ``general_questions``), or tells a story ("电视剧里男主捂着胸口倒下",
 ``general_questions.story``), is answered by the rules marked ``always`` only.
@@ -95,6 +102,8 @@ _INFANT_AGE = re.compile(
 # "才55天", "刚满40天" count as an infant's age only in a message about a baby.
 _INFANT_AGE_LOOSE = re.compile(f"(?:才|刚|今天|已经)(?:满)?(?:{_NUM}(?:多|来)?(?:天|个?星期)(?!岁)|{_MONTHS})")
 _BABY_WORD = re.compile(_BABY)
+# a space left between two words that are not both English
+_LONE_SPACE = re.compile(r"(?<![a-z0-9]) | (?![a-z0-9])")
 
 
 @dataclass(frozen=True)
@@ -234,7 +243,7 @@ class RedFlagRules:
                  characters: dict[int, str] | None = None,
                  spellings: list[tuple[re.Pattern[str], str]] | None = None,
                  general_questions: dict[str, Any] | None = None,
-                 hypothetical: list[str] | None = None) -> None:  # fmt: skip
+                 hypothetical: list[str] | None = None, past_scope: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.version = version
         self.rules = rules
         self._negation = re.compile("(?:" + "|".join(map(re.escape, negations)) + ")") if negations else None
@@ -248,6 +257,11 @@ class RedFlagRules:
         self._asks = _alternation(list(general.get("asks") or []), classes or {})
         self._about_someone = _alternation(list(general.get("about_someone") or []), classes or {})
         self._story = _alternation(list(general.get("story") or []), classes or {})
+        scope = past_scope or {}
+        self._present = _alternation(list(scope.get("present") or []), classes or {})
+        self._recovered = _alternation(list(scope.get("recovered") or []), classes or {})
+        self._onset = _alternation(list(scope.get("onset") or []), classes or {})
+        self._told = _alternation(list(scope.get("told") or []), classes or {})
 
     @classmethod
     def load(cls, path: str | Path) -> RedFlagRules:
@@ -288,7 +302,8 @@ class RedFlagRules:
                        list(data.get("figurative") or []), list(data.get("past_markers") or []), classes,
                        _compile_characters(data.get("characters")),
                        _compile_spellings(data.get("spellings"), classes),
-                       data.get("general_questions"), list(data.get("hypothetical") or []))  # fmt: skip
+                       data.get("general_questions"), list(data.get("hypothetical") or []),
+                       data.get("past_scope"))  # fmt: skip
         except re.error as exc:
             raise ValueError(f"red-flag rules: invalid negation/figurative/past pattern: {exc}") from exc
 
@@ -299,13 +314,43 @@ class RedFlagRules:
         canon = to_simplified(normalize(str(text))[:4000]).translate(self._characters)
         for pattern, replacement in self._spellings:
             canon = pattern.sub(replacement, canon)
-        return canon
+        # English words read as Chinese ones ("chest 好 tight" -> "胸口 好 紧") leave spaces that
+        # only separated the languages; they would keep the words of one phrase apart
+        return _LONE_SPACE.sub("", canon)
 
-    def _clauses(self, text: str) -> list[str]:
+    def _clauses(self, text: str) -> tuple[list[str], str]:
+        """The clauses that speak of now, and the text the ``unless`` patterns read: the whole
+        message less its background (the past it tells before it comes to today)."""
         clauses = [c for c in _CLAUSE.split(text) if c]
-        if self._past is not None:  # a clause about the past ("去年心梗") is not a current emergency
-            clauses = [c for c in clauses if not self._past.search(c)]
-        return clauses
+        if self._past is None:
+            return clauses, text
+        past = [bool(self._past.search(c)) for c in clauses]
+        present = [bool(self._present and self._present.search(c)) for c in clauses]
+        # A story told as over ("…现在都好了") goes on after its marker until a clause speaks
+        # of now; a story not told as over may be the start of today's trouble ("三年前放了
+        # 支架，胸口剧痛出冷汗"): it goes on only over what was told of it ("医生说是热性惊厥").
+        onset = [bool(self._onset and self._onset.search(c)) for c in clauses]
+        recovered = [i for i, c in enumerate(clauses) if self._recovered and self._recovered.search(c)]
+        last_recovered = recovered[-1] if recovered else -1
+        # the past before a clause about today is background: it cannot excuse what happens today
+        now_after = [False] * len(clauses)
+        seen_now = False
+        for i in range(len(clauses) - 1, -1, -1):
+            now_after[i] = seen_now
+            seen_now = seen_now or (onset[i] and not past[i])
+        story = told_over = False
+        for i, clause in enumerate(clauses):
+            if past[i]:
+                story, told_over = True, i < last_recovered
+            elif story and not present[i] and (told_over or (self._told and self._told.search(clause))):
+                past[i] = True
+            else:
+                story = False
+        heard = [c for c, p in zip(clauses, past, strict=True) if not p]
+        if not any(p and n for p, n in zip(past, now_after, strict=True)):
+            return heard, text
+        told = "，".join(c for c, p, n in zip(clauses, past, now_after, strict=True) if not (p and n))
+        return heard, told
 
     def _find(self, patterns: tuple[re.Pattern[str], ...], clauses: list[str], negatable: bool) -> str | None:
         for clause in clauses:
@@ -370,7 +415,7 @@ class RedFlagRules:
         if not canon:
             return None
         literal = self._figurative.sub("，", canon) if self._figurative is not None else canon
-        clauses = self._clauses(literal)
+        clauses, told = self._clauses(literal)
         real = [c for c in clauses if not self._hypothetical.search(c)] if self._hypothetical else clauses
         infant = self._is_infant(canon, age_years)
         general = self._is_general_question(literal)
@@ -384,7 +429,7 @@ class RedFlagRules:
             extra = [self._find(group, heard, rule.negatable) for group in rule.with_groups]
             if any(e is None for e in extra):
                 continue
-            if rule.unless and any(p.search(literal) for p in rule.unless):
+            if rule.unless and any(p.search(told) for p in rule.unless):
                 continue
             return RedFlagHit(rule.id, rule.category, rule.name, "+".join([matched, *extra]), rule.reply)
         return None

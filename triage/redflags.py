@@ -257,6 +257,8 @@ class RedFlagRules:
         self._asks = _alternation(list(general.get("asks") or []), classes or {})
         self._about_someone = _alternation(list(general.get("about_someone") or []), classes or {})
         self._story = _alternation(list(general.get("story") or []), classes or {})
+        self._lesson = _alternation(list(general.get("lesson") or []), classes or {})
+        self._patient_now = _alternation(list(general.get("patient_now") or []), classes or {})
         scope = past_scope or {}
         self._present = _alternation(list(scope.get("present") or []), classes or {})
         self._recovered = _alternation(list(scope.get("recovered") or []), classes or {})
@@ -386,8 +388,13 @@ class RedFlagRules:
 
     def _is_general_question(self, literal: str) -> bool:
         """Does the message only ask about a condition ("抽搐是什么病") without naming a patient,
-        or tell what happened in a film, a series or a game?"""
+        tell what happened in a film, a series or a game, or only want to learn about it?"""
         if self._story is not None and self._story.search(literal):
+            return True
+        # a lesson ("心梗有什么征兆，我爸六十了，想提前了解一下") or a story heard of someone
+        # ("抖音上看有个老头被电打了"): it may name a relative, but nobody is ill now
+        lesson = self._lesson is not None and self._lesson.search(literal)
+        if lesson and not (self._patient_now is not None and self._patient_now.search(literal)):
             return True
         if self._asks is None or not self._asks.search(literal):
             return False

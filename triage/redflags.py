@@ -24,8 +24,8 @@ How a message is read:
    the background: what a message tells of the past before it comes to today
    (``past_scope.onset``: "之前偶尔隐隐作痛，几分钟就好了。今天夜里疼醒…") cannot excuse today.
 A message that only asks about a condition and names no patient ("心梗挂什么科",
-"溺水急救知识": ``general_questions``), or tells a story ("电视剧里男主捂着胸口倒下",
-``general_questions.story``), is answered by the rules marked ``always`` only.
+"溺水急救知识": ``general_questions``), tells a story ("电视剧里男主捂着胸口倒下",
+``general_questions.story``), or is about an animal ("我家狗被车撞了": ``animals``), is answered by the rules marked ``always`` only.
 
 Patterns may name a word class as ``{NAME}``; ``classes`` defines them (a class
 may use other classes), so the vocabulary for "chest", "sweating" or "one side"
@@ -71,7 +71,7 @@ _FIXED_NEGATIVE_WORDS = re.compile(
     "不用面对|牵挂|不(?:会)?再(?:麻烦|拖累|打扰)|不能(?:再)?(?:孝顺|陪|照顾)|别难过|不要难过|别伤心|别哭|不想(?:再)?止血|再也不(?:要|想)?醒|不要(?:再)?醒|别(?:再)?醒|"
     # ordinary words
     "不少|不光|不仅|不但|不只|不管|不时|不好意思|无缘无故|"
-    "永别|诀别|告别|离别|分别|区别|特别|别人|别的|别处|性别|级别|类别|别扭|个别|识别|鉴别|辨别|别提"
+    "永别|诀别|告别|道别|辞别|作别|送别|拜别|离别|分别|区别|特别|别人|别的|别处|性别|级别|类别|别扭|个别|识别|鉴别|辨别|别提"
 )
 # Phrases with a negation character that are not a denial of what follows; also questions
 # ("是不是心梗", "会不会中风" ask, they do not deny).
@@ -243,7 +243,8 @@ class RedFlagRules:
                  characters: dict[int, str] | None = None,
                  spellings: list[tuple[re.Pattern[str], str]] | None = None,
                  general_questions: dict[str, Any] | None = None,
-                 hypothetical: list[str] | None = None, past_scope: dict[str, Any] | None = None) -> None:  # fmt: skip
+                 hypothetical: list[str] | None = None, past_scope: dict[str, Any] | None = None,
+                 animals: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.version = version
         self.rules = rules
         self._negation = re.compile("(?:" + "|".join(map(re.escape, negations)) + ")") if negations else None
@@ -264,6 +265,9 @@ class RedFlagRules:
         self._recovered = _alternation(list(scope.get("recovered") or []), classes or {})
         self._onset = _alternation(list(scope.get("onset") or []), classes or {})
         self._told = _alternation(list(scope.get("told") or []), classes or {})
+        pets = animals or {}
+        self._animal = _alternation(list(pets.get("patient") or []), classes or {})
+        self._human = _alternation(list(pets.get("human") or []), classes or {})
 
     @classmethod
     def load(cls, path: str | Path) -> RedFlagRules:
@@ -305,7 +309,7 @@ class RedFlagRules:
                        _compile_characters(data.get("characters")),
                        _compile_spellings(data.get("spellings"), classes),
                        data.get("general_questions"), list(data.get("hypothetical") or []),
-                       data.get("past_scope"))  # fmt: skip
+                       data.get("past_scope"), data.get("animals"))  # fmt: skip
         except re.error as exc:
             raise ValueError(f"red-flag rules: invalid negation/figurative/past pattern: {exc}") from exc
 
@@ -388,11 +392,17 @@ class RedFlagRules:
 
     def _is_general_question(self, literal: str) -> bool:
         """Does the message only ask about a condition ("抽搐是什么病") without naming a patient,
-        tell what happened in a film, a series or a game, or only want to learn about it?"""
+        tell what happened in a film, a series or a game, only want to learn about it, or speak
+        of an animal?"""
         if self._story is not None and self._story.search(literal):
             return True
         # a lesson ("心梗有什么征兆，我爸六十了，想提前了解一下") or a story heard of someone
         # ("抖音上看有个老头被电打了"): it may name a relative, but nobody is ill now
+        # an animal is the patient ("我家狗被车撞了", "兔子抽搐了"): a hospital's triage is not a
+        # vet's, unless a person is hurt too ("狗把孩子的脸咬了")
+        animal = self._animal is not None and self._animal.search(literal)
+        if animal and not (self._human is not None and self._human.search(literal)):
+            return True
         lesson = self._lesson is not None and self._lesson.search(literal)
         if lesson and not (self._patient_now is not None and self._patient_now.search(literal)):
             return True

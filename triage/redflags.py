@@ -265,6 +265,7 @@ class RedFlagRules:
         self._recovered = _alternation(list(scope.get("recovered") or []), classes or {})
         self._onset = _alternation(list(scope.get("onset") or []), classes or {})
         self._told = _alternation(list(scope.get("told") or []), classes or {})
+        self._ongoing = _alternation(list(scope.get("ongoing") or []), classes or {})
         pets = animals or {}
         self._animal = _alternation(list(pets.get("patient") or []), classes or {})
         self._human = _alternation(list(pets.get("human") or []), classes or {})
@@ -330,7 +331,8 @@ class RedFlagRules:
         clauses = [c for c in _CLAUSE.split(text) if c]
         if self._past is None:
             return clauses, text
-        past = [bool(self._past.search(c)) for c in clauses]
+        # a past that has not ended ("上周开始胸口疼") is today's trouble
+        past = [bool(self._past.search(c)) and not (self._ongoing and self._ongoing.search(c)) for c in clauses]
         present = [bool(self._present and self._present.search(c)) for c in clauses]
         # A story told as over ("…现在都好了") goes on after its marker until a clause speaks
         # of now; a story not told as over may be the start of today's trouble ("三年前放了

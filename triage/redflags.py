@@ -18,14 +18,17 @@ How a message is read:
    the message later says it is over (``past_scope.recovered``: 现在都好了, 一直很稳定), the
    clauses after the marker are the story too, until one speaks of now again
    (``past_scope.present``: 今天, 这次, 又, 突然); otherwise only what is told of it
-   (``past_scope.told``: "医生说是热性惊厥");
+   (``past_scope.told``: "医生说是热性惊厥"); a past that has not ended is no past
+   (``past_scope.ongoing``: "上周开始胸口疼");
 5. each rule: one ``any`` pattern, and one pattern of every ``with`` group, must
    occur in a clause where they are not negated; no ``unless`` pattern anywhere, except in
    the background: what a message tells of the past before it comes to today
    (``past_scope.onset``: "之前偶尔隐隐作痛，几分钟就好了。今天夜里疼醒…") cannot excuse today.
 A message that only asks about a condition and names no patient ("心梗挂什么科",
 "溺水急救知识": ``general_questions``), tells a story ("电视剧里男主捂着胸口倒下",
-``general_questions.story``), or is about an animal ("我家狗被车撞了": ``animals``), is answered by the rules marked ``always`` only.
+``general_questions.story``), only wants to learn ("心梗有什么征兆，我爸六十了，想提前了解":
+``general_questions.lesson``), or is about an animal ("我家狗被车撞了": ``animals``), is
+answered by the rules marked ``always`` only.
 
 Patterns may name a word class as ``{NAME}``; ``classes`` defines them (a class
 may use other classes), so the vocabulary for "chest", "sweating" or "one side"
@@ -331,34 +334,41 @@ class RedFlagRules:
         clauses = [c for c in _CLAUSE.split(text) if c]
         if self._past is None:
             return clauses, text
+        past, background = self._past_scope(clauses)
+        heard = [c for c, p in zip(clauses, past, strict=True) if not p]
+        if not any(background):
+            return heard, text
+        return heard, "，".join(c for c, b in zip(clauses, background, strict=True) if not b)
+
+    def _past_scope(self, clauses: list[str]) -> tuple[list[bool], list[bool]]:
+        """For each clause: is it about the past, and is it background (the past told before a
+        clause about today)?"""
+
+        def marks(pattern: re.Pattern[str] | None) -> list[bool]:
+            return [bool(pattern is not None and pattern.search(c)) for c in clauses]
+
         # a past that has not ended ("上周开始胸口疼") is today's trouble
-        past = [bool(self._past.search(c)) and not (self._ongoing and self._ongoing.search(c)) for c in clauses]
-        present = [bool(self._present and self._present.search(c)) for c in clauses]
+        past = [p and not o for p, o in zip(marks(self._past), marks(self._ongoing), strict=True)]
+        present, onset, told = marks(self._present), marks(self._onset), marks(self._told)
+        last_recovered = max((i for i, r in enumerate(marks(self._recovered)) if r), default=-1)
         # A story told as over ("…现在都好了") goes on after its marker until a clause speaks
         # of now; a story not told as over may be the start of today's trouble ("三年前放了
         # 支架，胸口剧痛出冷汗"): it goes on only over what was told of it ("医生说是热性惊厥").
-        onset = [bool(self._onset and self._onset.search(c)) for c in clauses]
-        recovered = [i for i, c in enumerate(clauses) if self._recovered and self._recovered.search(c)]
-        last_recovered = recovered[-1] if recovered else -1
-        # the past before a clause about today is background: it cannot excuse what happens today
-        now_after = [False] * len(clauses)
-        seen_now = False
-        for i in range(len(clauses) - 1, -1, -1):
-            now_after[i] = seen_now
-            seen_now = seen_now or (onset[i] and not past[i])
-        story = told_over = False
-        for i, clause in enumerate(clauses):
+        story = over = False
+        for i in range(len(clauses)):
             if past[i]:
-                story, told_over = True, i < last_recovered
-            elif story and not present[i] and (told_over or (self._told and self._told.search(clause))):
+                story, over = True, i < last_recovered
+            elif story and not present[i] and (over or told[i]):
                 past[i] = True
             else:
                 story = False
-        heard = [c for c, p in zip(clauses, past, strict=True) if not p]
-        if not any(p and n for p, n in zip(past, now_after, strict=True)):
-            return heard, text
-        told = "，".join(c for c, p, n in zip(clauses, past, now_after, strict=True) if not (p and n))
-        return heard, told
+        # the past before a clause about today is background: it cannot excuse what happens today
+        background = [False] * len(clauses)
+        today_after = False
+        for i in range(len(clauses) - 1, -1, -1):
+            background[i] = past[i] and today_after
+            today_after = today_after or (onset[i] and not past[i])
+        return past, background
 
     def _find(self, patterns: tuple[re.Pattern[str], ...], clauses: list[str], negatable: bool) -> str | None:
         for clause in clauses:
@@ -398,13 +408,13 @@ class RedFlagRules:
         of an animal?"""
         if self._story is not None and self._story.search(literal):
             return True
-        # a lesson ("心梗有什么征兆，我爸六十了，想提前了解一下") or a story heard of someone
-        # ("抖音上看有个老头被电打了"): it may name a relative, but nobody is ill now
         # an animal is the patient ("我家狗被车撞了", "兔子抽搐了"): a hospital's triage is not a
         # vet's, unless a person is hurt too ("狗把孩子的脸咬了")
         animal = self._animal is not None and self._animal.search(literal)
         if animal and not (self._human is not None and self._human.search(literal)):
             return True
+        # a lesson ("心梗有什么征兆，我爸六十了，想提前了解一下") or a story heard of someone
+        # ("抖音上看有个老头被电打了"): it may name a relative, but nobody is ill now
         lesson = self._lesson is not None and self._lesson.search(literal)
         if lesson and not (self._patient_now is not None and self._patient_now.search(literal)):
             return True
@@ -434,7 +444,7 @@ class RedFlagRules:
         if not canon:
             return None
         literal = self._figurative.sub("，", canon) if self._figurative is not None else canon
-        clauses, told = self._clauses(literal)
+        clauses, unless_text = self._clauses(literal)
         real = [c for c in clauses if not self._hypothetical.search(c)] if self._hypothetical else clauses
         infant = self._is_infant(canon, age_years)
         general = self._is_general_question(literal)
@@ -448,7 +458,7 @@ class RedFlagRules:
             extra = [self._find(group, heard, rule.negatable) for group in rule.with_groups]
             if any(e is None for e in extra):
                 continue
-            if rule.unless and any(p.search(told) for p in rule.unless):
+            if rule.unless and any(p.search(unless_text) for p in rule.unless):
                 continue
             return RedFlagHit(rule.id, rule.category, rule.name, "+".join([matched, *extra]), rule.reply)
         return None

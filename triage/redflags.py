@@ -14,11 +14,21 @@ How a message is read:
 4. split into clauses; a clause about the past (``past_markers``) is dropped, and so is a
    hypothetical one ("如果…", a scene on television: ``hypothetical``), except for the rules
    marked ``always`` ("如果我死了，会有人难过吗" is still heard);
+   a story about the past goes on after its marker ("上个月抢救过，当时喉咙肿喘不上气"): when
+   the message later says it is over (``past_scope.recovered``: 现在都好了, 一直很稳定), the
+   clauses after the marker are the story too, until one speaks of now again
+   (``past_scope.present``: 今天, 这次, 又, 突然); otherwise only what is told of it
+   (``past_scope.told``: "医生说是热性惊厥"); a past that has not ended is no past
+   (``past_scope.ongoing``: "上周开始胸口疼");
 5. each rule: one ``any`` pattern, and one pattern of every ``with`` group, must
-   occur in a clause where they are not negated; no ``unless`` pattern anywhere.
+   occur in a clause where they are not negated; no ``unless`` pattern anywhere, except in
+   the background: what a message tells of the past before it comes to today
+   (``past_scope.onset``: "之前偶尔隐隐作痛，几分钟就好了。今天夜里疼醒…") cannot excuse today.
 A message that only asks about a condition and names no patient ("心梗挂什么科",
-"溺水急救知识": ``general_questions``), or tells a story ("电视剧里男主捂着胸口倒下",
-``general_questions.story``), is answered by the rules marked ``always`` only.
+"溺水急救知识": ``general_questions``), tells a story ("电视剧里男主捂着胸口倒下",
+``general_questions.story``), only wants to learn ("心梗有什么征兆，我爸六十了，想提前了解":
+``general_questions.lesson``), or is about an animal ("我家狗被车撞了": ``animals``), is
+answered by the rules marked ``always`` only.
 
 Patterns may name a word class as ``{NAME}``; ``classes`` defines them (a class
 may use other classes), so the vocabulary for "chest", "sweating" or "one side"
@@ -51,12 +61,12 @@ _FIXED_NEGATIVE_WORDS = re.compile(
     "喘不|上不来|透不过|吸不|进不去|叫不|喊不|拍不|推不|说不|讲不|止不住|流不止|不听使唤|使不上|动不了|不能动|不会动|"
     "不能呼吸|不能说|不会说|抬不|举不|拿不|握不|站不|坐不|走不|起不|躺不|咽不|睁不|压不|按不|堵不|停不|醒不|看不|"
     "听不|不缓解|不管用|不见好|不一样|不褪|不清|不太清|不大清|不利索|不连贯|不灵|不好使|不遂|不出(?!汗|血)|不让|不止|不住|"
-    "不下|不开|不来|不了|不起|不到|不动|不停|不断|不行|不得了|不舒服|不适|不对劲|不得劲|不舒坦|不安|不记得|"
+    "不下|不开|不来|不了|不起|不到|不动|不停|不断|不行|不得了|不舒服|不适|不对劲|不得劲|不舒坦|不(?:太|大|怎么)(?:舒服|得劲|对劲|舒坦)|不安|不记得|"
     "不省人事|人事不省|受不|忍不|无力|无法|没法|没办法|无效|无意识|无精打采|"
     "没劲|没力|没了|没有了|没用|没效|没好|没缓|没停|没止|没完|没煮熟|没熟|没精神|"
     "(?:从来|从|这辈子|一辈子|长这么大)没(?:有)?(?:这么|那么)|没有过的|"
     # no response, no breath: signs of collapse
-    "不答应|不应|不(?:太|大|怎么)?理|不搭理|不认|不吭声|不出声|不回答|不回应|不说话|不(?:怎么|太|大)?睁眼|不(?:太|大)?愿意(?:动|转)|"
+    "不答应|不应|不(?:太|大|怎么)(?:应|答应)|不(?:太|大|怎么)?理|一动不动|不喘气|不搭理|不认|不吭声|不出声|不回答|不回应|不说话|不(?:怎么|太|大)?睁眼|不(?:太|大)?愿意(?:动|转)|"
     "不敢(?:动|转)|没反应|没有反应|没回应|没有回应|没动静|没有动静|没动|没睁眼|没声音|没有声音|没知觉|没有知觉|"
     "没感觉|没意识|没有意识|没呼吸|没有呼吸|没气|没心跳|没有心跳|没脉|没醒|不(?:怎么|太|大)?醒|不接|打不通|联系不上|找不到|"
     # hopelessness is what self-harm rules look for
@@ -64,7 +74,7 @@ _FIXED_NEGATIVE_WORDS = re.compile(
     "不用面对|牵挂|不(?:会)?再(?:麻烦|拖累|打扰)|不能(?:再)?(?:孝顺|陪|照顾)|别难过|不要难过|别伤心|别哭|不想(?:再)?止血|再也不(?:要|想)?醒|不要(?:再)?醒|别(?:再)?醒|"
     # ordinary words
     "不少|不光|不仅|不但|不只|不管|不时|不好意思|无缘无故|"
-    "永别|诀别|告别|离别|分别|区别|特别|别人|别的|别处|性别|级别|类别|别扭|个别|识别|鉴别|辨别|别提"
+    "永别|诀别|告别|道别|辞别|作别|送别|拜别|离别|分别|区别|特别|别人|别的|别处|性别|级别|类别|别扭|个别|识别|鉴别|辨别|别提"
 )
 # Phrases with a negation character that are not a denial of what follows; also questions
 # ("是不是心梗", "会不会中风" ask, they do not deny).
@@ -95,6 +105,8 @@ _INFANT_AGE = re.compile(
 # "才55天", "刚满40天" count as an infant's age only in a message about a baby.
 _INFANT_AGE_LOOSE = re.compile(f"(?:才|刚|今天|已经)(?:满)?(?:{_NUM}(?:多|来)?(?:天|个?星期)(?!岁)|{_MONTHS})")
 _BABY_WORD = re.compile(_BABY)
+# a space left between two words that are not both English
+_LONE_SPACE = re.compile(r"(?<![a-z0-9]) | (?![a-z0-9])")
 
 
 @dataclass(frozen=True)
@@ -234,7 +246,8 @@ class RedFlagRules:
                  characters: dict[int, str] | None = None,
                  spellings: list[tuple[re.Pattern[str], str]] | None = None,
                  general_questions: dict[str, Any] | None = None,
-                 hypothetical: list[str] | None = None) -> None:  # fmt: skip
+                 hypothetical: list[str] | None = None, past_scope: dict[str, Any] | None = None,
+                 animals: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.version = version
         self.rules = rules
         self._negation = re.compile("(?:" + "|".join(map(re.escape, negations)) + ")") if negations else None
@@ -248,6 +261,17 @@ class RedFlagRules:
         self._asks = _alternation(list(general.get("asks") or []), classes or {})
         self._about_someone = _alternation(list(general.get("about_someone") or []), classes or {})
         self._story = _alternation(list(general.get("story") or []), classes or {})
+        self._lesson = _alternation(list(general.get("lesson") or []), classes or {})
+        self._patient_now = _alternation(list(general.get("patient_now") or []), classes or {})
+        scope = past_scope or {}
+        self._present = _alternation(list(scope.get("present") or []), classes or {})
+        self._recovered = _alternation(list(scope.get("recovered") or []), classes or {})
+        self._onset = _alternation(list(scope.get("onset") or []), classes or {})
+        self._told = _alternation(list(scope.get("told") or []), classes or {})
+        self._ongoing = _alternation(list(scope.get("ongoing") or []), classes or {})
+        pets = animals or {}
+        self._animal = _alternation(list(pets.get("patient") or []), classes or {})
+        self._human = _alternation(list(pets.get("human") or []), classes or {})
 
     @classmethod
     def load(cls, path: str | Path) -> RedFlagRules:
@@ -288,7 +312,8 @@ class RedFlagRules:
                        list(data.get("figurative") or []), list(data.get("past_markers") or []), classes,
                        _compile_characters(data.get("characters")),
                        _compile_spellings(data.get("spellings"), classes),
-                       data.get("general_questions"), list(data.get("hypothetical") or []))  # fmt: skip
+                       data.get("general_questions"), list(data.get("hypothetical") or []),
+                       data.get("past_scope"), data.get("animals"))  # fmt: skip
         except re.error as exc:
             raise ValueError(f"red-flag rules: invalid negation/figurative/past pattern: {exc}") from exc
 
@@ -299,13 +324,51 @@ class RedFlagRules:
         canon = to_simplified(normalize(str(text))[:4000]).translate(self._characters)
         for pattern, replacement in self._spellings:
             canon = pattern.sub(replacement, canon)
-        return canon
+        # English words read as Chinese ones ("chest 好 tight" -> "胸口 好 紧") leave spaces that
+        # only separated the languages; they would keep the words of one phrase apart
+        return _LONE_SPACE.sub("", canon)
 
-    def _clauses(self, text: str) -> list[str]:
+    def _clauses(self, text: str) -> tuple[list[str], str]:
+        """The clauses that speak of now, and the text the ``unless`` patterns read: the whole
+        message less its background (the past it tells before it comes to today)."""
         clauses = [c for c in _CLAUSE.split(text) if c]
-        if self._past is not None:  # a clause about the past ("去年心梗") is not a current emergency
-            clauses = [c for c in clauses if not self._past.search(c)]
-        return clauses
+        if self._past is None:
+            return clauses, text
+        past, background = self._past_scope(clauses)
+        heard = [c for c, p in zip(clauses, past, strict=True) if not p]
+        if not any(background):
+            return heard, text
+        return heard, "，".join(c for c, b in zip(clauses, background, strict=True) if not b)
+
+    def _past_scope(self, clauses: list[str]) -> tuple[list[bool], list[bool]]:
+        """For each clause: is it about the past, and is it background (the past told before a
+        clause about today)?"""
+
+        def marks(pattern: re.Pattern[str] | None) -> list[bool]:
+            return [bool(pattern is not None and pattern.search(c)) for c in clauses]
+
+        # a past that has not ended ("上周开始胸口疼") is today's trouble
+        past = [p and not o for p, o in zip(marks(self._past), marks(self._ongoing), strict=True)]
+        present, onset, told = marks(self._present), marks(self._onset), marks(self._told)
+        last_recovered = max((i for i, r in enumerate(marks(self._recovered)) if r), default=-1)
+        # A story told as over ("…现在都好了") goes on after its marker until a clause speaks
+        # of now; a story not told as over may be the start of today's trouble ("三年前放了
+        # 支架，胸口剧痛出冷汗"): it goes on only over what was told of it ("医生说是热性惊厥").
+        story = over = False
+        for i in range(len(clauses)):
+            if past[i]:
+                story, over = True, i < last_recovered
+            elif story and not present[i] and (over or told[i]):
+                past[i] = True
+            else:
+                story = False
+        # the past before a clause about today is background: it cannot excuse what happens today
+        background = [False] * len(clauses)
+        today_after = False
+        for i in range(len(clauses) - 1, -1, -1):
+            background[i] = past[i] and today_after
+            today_after = today_after or (onset[i] and not past[i])
+        return past, background
 
     def _find(self, patterns: tuple[re.Pattern[str], ...], clauses: list[str], negatable: bool) -> str | None:
         for clause in clauses:
@@ -341,8 +404,19 @@ class RedFlagRules:
 
     def _is_general_question(self, literal: str) -> bool:
         """Does the message only ask about a condition ("抽搐是什么病") without naming a patient,
-        or tell what happened in a film, a series or a game?"""
+        tell what happened in a film, a series or a game, only want to learn about it, or speak
+        of an animal?"""
         if self._story is not None and self._story.search(literal):
+            return True
+        # an animal is the patient ("我家狗被车撞了", "兔子抽搐了"): a hospital's triage is not a
+        # vet's, unless a person is hurt too ("狗把孩子的脸咬了")
+        animal = self._animal is not None and self._animal.search(literal)
+        if animal and not (self._human is not None and self._human.search(literal)):
+            return True
+        # a lesson ("心梗有什么征兆，我爸六十了，想提前了解一下") or a story heard of someone
+        # ("抖音上看有个老头被电打了"): it may name a relative, but nobody is ill now
+        lesson = self._lesson is not None and self._lesson.search(literal)
+        if lesson and not (self._patient_now is not None and self._patient_now.search(literal)):
             return True
         if self._asks is None or not self._asks.search(literal):
             return False
@@ -370,7 +444,7 @@ class RedFlagRules:
         if not canon:
             return None
         literal = self._figurative.sub("，", canon) if self._figurative is not None else canon
-        clauses = self._clauses(literal)
+        clauses, unless_text = self._clauses(literal)
         real = [c for c in clauses if not self._hypothetical.search(c)] if self._hypothetical else clauses
         infant = self._is_infant(canon, age_years)
         general = self._is_general_question(literal)
@@ -384,7 +458,7 @@ class RedFlagRules:
             extra = [self._find(group, heard, rule.negatable) for group in rule.with_groups]
             if any(e is None for e in extra):
                 continue
-            if rule.unless and any(p.search(literal) for p in rule.unless):
+            if rule.unless and any(p.search(unless_text) for p in rule.unless):
                 continue
             return RedFlagHit(rule.id, rule.category, rule.name, "+".join([matched, *extra]), rule.reply)
         return None

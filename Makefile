@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 TEXT ?= 孩子发烧三天，咳嗽有痰
 DEV  ?= ../shared/eval/dev.jsonl
 
-.PHONY: install browser run demo test lint eval bench clean
+.PHONY: install system-packages run demo test lint eval bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(BIN)/python:
 $(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	# torch first and pinned: the CPU build; a bare requirement would pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[embeddings,test]'
+	$(BIN)/pip install --quiet -e '.[embeddings,postgres,test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -32,14 +32,15 @@ lint: install
 	$(BIN)/ruff check triage tests
 	$(BIN)/lint-imports
 
-# The browser tests drive Debian's chromium (no browser download); CJK fonts for screenshots.
-browser:
-	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || { \
+# Debian's packages for the tests: chromium for the browser tests (no browser download), CJK
+# fonts for screenshots, PostgreSQL for the database tests (they also run on SQLite).
+system-packages:
+	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; else \
-	    echo "chromium missing and no root: the browser tests will be skipped"; exit 0; fi; \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-wqy-zenhei >/dev/null; }
+	    echo "chromium or PostgreSQL missing and no root: those tests will be skipped"; exit 0; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-wqy-zenhei postgresql >/dev/null; }
 
-test: lint browser
+test: lint system-packages
 	$(BIN)/python -m pytest
 
 eval: install

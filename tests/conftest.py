@@ -38,6 +38,39 @@ def make_settings(redis_url: str, **overrides) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def postgres_server():
+    """Debian's PostgreSQL (make test installs it where it can); the tests that need it are
+    skipped with the reason where it is missing."""
+    from postgres_server import EmbeddedPostgres, postgres_bin
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL is not installed (make test installs Debian's package as root)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed")
+    server = EmbeddedPostgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Each database test runs on SQLite (the default) and on PostgreSQL (production)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/triage.db"
+    server = request.getfixturevalue("postgres_server")
+    from sqlalchemy import create_engine, text
+
+    name = f"t_{secrets.token_hex(6)}"  # a fresh database per test
+    admin = create_engine(server.url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
 def settings(redis_server) -> Settings:
     return make_settings(redis_server.url)
 
@@ -62,11 +95,11 @@ def client(app):
 
 
 @pytest.fixture()
-def consultations(tmp_path):
-    """A real SQLite database per test."""
+def consultations(database_url):
+    """A real database per test: SQLite, then PostgreSQL."""
     from triage.services import build_consultations
 
-    return build_consultations(make_settings("redis://unused", database_url=f"sqlite:///{tmp_path}/triage.db"))
+    return build_consultations(make_settings("redis://unused", database_url=database_url))
 
 
 @pytest.fixture(scope="session")

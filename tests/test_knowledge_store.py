@@ -1,5 +1,5 @@
-"""The knowledge base in a real SQLite database: seed import, draft edits, validation,
-publish, rollback, diff and export."""
+"""The knowledge base in a real database (SQLite and PostgreSQL): seed import, draft edits,
+validation, publish, rollback, diff and export."""
 
 from __future__ import annotations
 
@@ -18,10 +18,11 @@ SEED = PROJECT_DIR / "knowledge"
 
 
 @pytest.fixture()
-def repo(tmp_path) -> KnowledgeRepo:
-    engine = make_engine(f"sqlite:///{tmp_path}/kb.db")
+def repo(database_url) -> KnowledgeRepo:
+    engine = make_engine(database_url)
     upgrade(engine)
-    return KnowledgeRepo(make_sessionmaker(engine))
+    yield KnowledgeRepo(make_sessionmaker(engine))
+    engine.dispose()
 
 
 def test_seed_import_publishes_version_one_equal_to_the_yaml(repo):
@@ -67,3 +68,23 @@ def test_export_round_trips_to_the_seed_format(repo, tmp_path):
     out = repo.export(tmp_path / "export")
     assert KnowledgeBase.load(out).version == KnowledgeBase.load(SEED).version
     assert yaml.safe_load((out / "departments" / "dermatology.yaml").read_text("utf-8"))["name"] == "皮肤科"
+
+
+def test_staff_accounts_lockout_and_audit(database_url):
+    from triage.store.users import LoginRefused, UserStore
+
+    engine = make_engine(database_url)
+    upgrade(engine)
+    users = UserStore(make_sessionmaker(engine))
+    users.create("nurse", "editor", "nurse-password-1")
+    with pytest.raises(ValueError):
+        users.create("nurse", "editor", "another-password")
+    assert users.authenticate("nurse", "nurse-password-1").role == "editor"
+    for _ in range(5):
+        with pytest.raises(LoginRefused):
+            users.authenticate("nurse", "wrong-password")
+    with pytest.raises(LoginRefused):  # locked, even with the right password
+        users.authenticate("nurse", "nurse-password-1")
+    events = [e["action"] for e in users.audit.recent()]
+    assert "user.locked" in events and "user.login" in events
+    engine.dispose()

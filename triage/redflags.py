@@ -23,7 +23,8 @@ How a message is read:
 5. each rule: one ``any`` pattern, and one pattern of every ``with`` group, must
    occur in a clause where they are not negated; no ``unless`` pattern anywhere, except in
    the background: what a message tells of the past before it comes to today
-   (``past_scope.onset``: "之前偶尔隐隐作痛，几分钟就好了。今天夜里疼醒…") cannot excuse today.
+   (``past_scope.onset``: "之前偶尔隐隐作痛，几分钟就好了。今天夜里疼醒…") cannot excuse today,
+   nor can an excuse named only to be denied ("不是血丝，是满满一口").
 A message that only asks about a condition and names no patient ("心梗挂什么科",
 "溺水急救知识": ``general_questions``), tells a story ("电视剧里男主捂着胸口倒下",
 ``general_questions.story``), only wants to learn ("心梗有什么征兆，我爸六十了，想提前了解":

@@ -23,7 +23,8 @@ How a message is read:
 5. each rule: one ``any`` pattern, and one pattern of every ``with`` group, must
    occur in a clause where they are not negated; no ``unless`` pattern anywhere, except in
    the background: what a message tells of the past before it comes to today
-   (``past_scope.onset``: "之前偶尔隐隐作痛，几分钟就好了。今天夜里疼醒…") cannot excuse today.
+   (``past_scope.onset``: "之前偶尔隐隐作痛，几分钟就好了。今天夜里疼醒…") cannot excuse today,
+   nor can an excuse named only to be denied ("不是血丝，是满满一口").
 A message that only asks about a condition and names no patient ("心梗挂什么科",
 "溺水急救知识": ``general_questions``), tells a story ("电视剧里男主捂着胸口倒下",
 ``general_questions.story``), only wants to learn ("心梗有什么征兆，我爸六十了，想提前了解":
@@ -89,6 +90,8 @@ _LIST_BREAKERS = re.compile("就|突然|然后|结果|了|又|才|后|时|但|�
 _DENIED_AFTER = re.compile(
     "(?:[、和及与或跟][^，,]{1,8}?)*(?:都|也|均|全都|全)?(?:没有|无|不明显|没出现|没发生)(?:过)?[呢啊的哦]*"
 )
+# "不是血丝", "并不是偏头痛": an excuse named only to be denied (read just before an ``unless`` match)
+_DENIED_EXCUSE = re.compile("(?:不是|并非|不像是?|而非)(?:那种|什么)?$")
 _NUM = "(?:[1-9]\\d?|[一二两三四五六七八九十几]{1,3})"
 _BABY = "(?:宝宝|宝贝|婴儿|孩子|娃娃?|小孩|儿子|女儿|闺女|孙子|孙女|外孙女?|侄子|侄女|外甥女?|小宝|大宝|二宝|老大|老二|老三|崽崽?|小家伙|新生儿)"
 _MONTHS = "(?:[12]|[一两二])个?(?:多|半)?月(?!份)"
@@ -402,6 +405,12 @@ class RedFlagRules:
 
     # ------------------------------------------------------------------ the check
 
+    @staticmethod
+    def _excuses(pattern: re.Pattern[str], text: str) -> bool:
+        """Does an ``unless`` pattern occur in the text other than as what the message denies? "不是
+        血丝，是满满一口" says the blood is no streak: the streak that would excuse it is denied."""
+        return any(not _DENIED_EXCUSE.search(text, max(0, m.start() - 5), m.start()) for m in pattern.finditer(text))
+
     def _is_general_question(self, literal: str) -> bool:
         """Does the message only ask about a condition ("抽搐是什么病") without naming a patient,
         tell what happened in a film, a series or a game, only want to learn about it, or speak
@@ -458,7 +467,7 @@ class RedFlagRules:
             extra = [self._find(group, heard, rule.negatable) for group in rule.with_groups]
             if any(e is None for e in extra):
                 continue
-            if rule.unless and any(p.search(unless_text) for p in rule.unless):
+            if rule.unless and any(self._excuses(p, unless_text) for p in rule.unless):
                 continue
             return RedFlagHit(rule.id, rule.category, rule.name, "+".join([matched, *extra]), rule.reply)
         return None

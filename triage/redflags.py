@@ -92,6 +92,8 @@ _DENIED_AFTER = re.compile(
 )
 # "不是血丝", "并不是偏头痛": an excuse named only to be denied (read just before an ``unless`` match)
 _DENIED_EXCUSE = re.compile("(?:不是|并非|不像是?|而非)(?:那种|什么)?$")
+# "和平时的坠胀不一样": the usual complaint is named only to say this one is unlike it.
+_UNLIKE_AFTER = re.compile("(?:完全|很|也|都)?不(?:太|大)?一样|不同")
 _NUM = "(?:[1-9]\\d?|[一二两三四五六七八九十几]{1,3})"
 _BABY = "(?:宝宝|宝贝|婴儿|孩子|娃娃?|小孩|儿子|女儿|闺女|孙子|孙女|外孙女?|侄子|侄女|外甥女?|小宝|大宝|二宝|老大|老二|老三|崽崽?|小家伙|新生儿)"
 _MONTHS = "(?:[12]|[一两二])个?(?:多|半)?月(?!份)"
@@ -408,8 +410,10 @@ class RedFlagRules:
     @staticmethod
     def _excuses(pattern: re.Pattern[str], text: str) -> bool:
         """Does an ``unless`` pattern occur in the text other than as what the message denies? "不是
-        血丝，是满满一口" says the blood is no streak: the streak that would excuse it is denied."""
-        return any(not _DENIED_EXCUSE.search(text, max(0, m.start() - 5), m.start()) for m in pattern.finditer(text))
+        血丝，是满满一口" says the blood is no streak: the streak that would excuse it is denied;
+        "和平时的坠胀不一样" names the usual ache only to set this pain apart from it."""
+        return any(not (_DENIED_EXCUSE.search(text, max(0, m.start() - 5), m.start()) or _UNLIKE_AFTER.match(text, m.end()))
+                   for m in pattern.finditer(text))  # fmt: skip
 
     def _is_general_question(self, literal: str) -> bool:
         """Does the message only ask about a condition ("抽搐是什么病") without naming a patient,
@@ -452,10 +456,19 @@ class RedFlagRules:
             return None
         if not canon:
             return None
+        infant = self._is_infant(canon, age_years)
+        # A message that turns to another matter ("配眼镜能在你们医院配吗？另外我左眼突然看不见了")
+        # is read one matter at a time: the first one's words (眼镜, 复查, 康复科) excuse nothing in the next.
+        for topic in _topics(canon):
+            hit = self._check_topic(topic, infant, age_years, sex)
+            if hit is not None:
+                return hit
+        return None
+
+    def _check_topic(self, canon: str, infant: bool, age_years: float | None, sex: str | None) -> RedFlagHit | None:
         literal = self._figurative.sub("，", canon) if self._figurative is not None else canon
         clauses, unless_text = self._clauses(literal)
         real = [c for c in clauses if not self._hypothetical.search(c)] if self._hypothetical else clauses
-        infant = self._is_infant(canon, age_years)
         general = self._is_general_question(literal)
         for rule in self.rules:
             if (general and not rule.always) or not self._applies(rule, infant, age_years, sex):
@@ -471,6 +484,17 @@ class RedFlagRules:
                 continue
             return RedFlagHit(rule.id, rule.category, rule.name, "+".join([matched, *extra]), rule.reply)
         return None
+
+
+# A sentence that opens with 另外/还有/对了/顺便… turns to another matter.
+_TOPIC_BREAK = re.compile(r"(?<=[。！？!?；;\n])\s*(?=另外|还有(?![点些一])|对了|顺便|再问|还想问|另一个问题)")
+
+
+def _topics(canon: str) -> list[str]:
+    """The whole message first, so words that belong together across the break still meet;
+    then each matter on its own when the message has more than one."""
+    parts = [p for p in _TOPIC_BREAK.split(canon) if p.strip()]
+    return [canon, *parts] if len(parts) > 1 else [canon]
 
 
 def _strip_non_negations(text: str) -> str:

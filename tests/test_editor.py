@@ -82,6 +82,13 @@ def test_edit_try_publish_rollback(editor_app, redis_client):
 
     tester = nurse.post("/editor/redflags", data={"csrf_token": token, "action": "test", "sample": "我想自杀"})
     assert "命中" in tester.get_data(as_text=True)
+    missed = "右边身子像灌了铅，脸也木木的"  # a phrasing the rules may miss becomes an example
+    nurse.post("/editor/redflags/examples", data={"csrf_token": token, "text": missed, "expect": "stroke"})
+    assert {"text": missed, "expect": "stroke"} in runtime.knowledge.draft()["red_flag_examples"]
+    again = nurse.post("/editor/redflags/examples", follow_redirects=True,
+                       data={"csrf_token": token, "text": missed, "expect": "stroke"})  # fmt: skip
+    assert "已有相同的示例" in again.get_data(as_text=True)
+    assert f"红旗示例「{missed}」" in nurse.get("/editor/publish").get_data(as_text=True)
 
     chief = editor_app.test_client()
     _, chief_token = login(chief, "chief", "chief-password-1")

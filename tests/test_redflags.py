@@ -1,6 +1,6 @@
 """Red-flag rules against a labelled set of emergencies and near-misses.
 
-tests/redflag_cases.yaml holds everyday patient Chinese: true emergencies
+knowledge/red_flag_examples.yaml holds everyday patient Chinese: true emergencies
 (``expect: <category id>``) and near-misses (``expect: null``: negations, past
 resolved events, figurative speech, chronic stable conditions, ordinary
 complaints that share words with emergencies). The rules must catch the first
@@ -14,7 +14,6 @@ import copy
 import random
 import re
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ import yaml
 from triage.config import PROJECT_DIR
 from triage.redflags import RedFlagHit, RedFlagRules
 
-CASES_PATH = Path(__file__).with_name("redflag_cases.yaml")
+CASES_PATH = PROJECT_DIR / "knowledge" / "red_flag_examples.yaml"
 RULES_PATH = PROJECT_DIR / "knowledge" / "red_flags.yaml"
 
 CATEGORIES = (

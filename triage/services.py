@@ -19,6 +19,7 @@ from triage.redflags import RedFlagRules
 from triage.replies import Booking
 from triage.retrieval.embedder import make_embedder
 from triage.retrieval.hybrid import Retriever
+from triage.similar_flags import SimilarCases
 from triage.store.consultations import ConsultationStore
 from triage.store.db import create_schema, make_engine, make_sessionmaker
 from triage.store.knowledge import KnowledgeRepo, to_knowledge_base
@@ -56,6 +57,10 @@ def build_engine(
     embedder = make_embedder(settings.embedder, settings.embedder_path, settings.n_threads)
     retriever = Retriever(kb, embedder, cache_dir=settings.instance_dir / "cache")
     red_flags = RedFlagRules.from_dict(kb.red_flags)
+    similar = None
+    if settings.similar_flags and embedder is not None and kb.red_flag_examples:
+        similar = SimilarCases(kb.red_flag_examples, embedder, red_flags, settings.similar_flag_margin,
+                               settings.instance_dir / "cache", embed_query=retriever.query_vector)  # fmt: skip
     decider = Decider(
         kb,
         model,
@@ -66,7 +71,7 @@ def build_engine(
     )
     followup = FollowUp(kb, max_questions=settings.max_questions)
     booking = Booking(settings.miniprogram_appid, settings.booking_page)
-    return TriageEngine(kb, retriever, red_flags, decider, followup, booking)
+    return TriageEngine(kb, retriever, red_flags, decider, followup, booking, similar)
 
 
 def build_vision(settings: Settings) -> ImageDescriber | None:

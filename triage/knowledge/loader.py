@@ -22,6 +22,8 @@ class KnowledgeBase:
     synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
     urgency: dict[str, Any] = field(default_factory=dict)
     questions: dict[str, Any] = field(default_factory=dict)
+    # Labelled messages (emergencies and near-misses) for the similar-case net under the rules.
+    red_flag_examples: tuple[dict[str, Any], ...] = ()
     by_id: dict[str, Department] = field(default_factory=dict, compare=False)
 
     @classmethod
@@ -34,6 +36,7 @@ class KnowledgeBase:
         urgency: dict[str, Any] | None = None,
         version: str | None = None,
         questions: dict[str, Any] | None = None,
+        red_flag_examples: list[dict[str, Any]] | None = None,
     ) -> KnowledgeBase:
         depts = tuple(Department.model_validate(d) for d in sorted(departments, key=lambda d: d["id"]))
         problems = validate_references(depts, canonical)
@@ -41,7 +44,7 @@ class KnowledgeBase:
             raise ValueError("; ".join(problems))
         digest = hashlib.sha256(
             json.dumps([[d.model_dump(mode="json") for d in depts], canonical, red_flags, synonyms, urgency,
-                        questions or {}],
+                        questions or {}, red_flag_examples or []],
                        ensure_ascii=False,
                        sort_keys=True).encode()
         ).hexdigest()[:12]  # fmt: skip
@@ -53,6 +56,7 @@ class KnowledgeBase:
             synonyms={k: tuple(v) for k, v in (synonyms or {}).items()},
             urgency=urgency or {},
             questions=questions or {},
+            red_flag_examples=tuple(red_flag_examples or ()),
             by_id={d.id: d for d in depts},
         )
 
@@ -62,13 +66,13 @@ class KnowledgeBase:
         departments = [yaml.safe_load(p.read_text("utf-8")) for p in sorted((directory / "departments").glob("*.yaml"))]
         canonical = yaml.safe_load((directory / "canonical_departments.yaml").read_text("utf-8"))
 
-        def optional(name: str) -> dict[str, Any]:
+        def optional(name: str) -> Any:
             path = directory / name
-            return yaml.safe_load(path.read_text("utf-8")) if path.exists() else {}
+            return yaml.safe_load(path.read_text("utf-8")) if path.exists() else None
 
         return cls.from_dicts(
             departments, canonical, optional("red_flags.yaml"), optional("synonyms.yaml"), optional("urgency.yaml"),
-            questions=optional("questions.yaml"),
+            questions=optional("questions.yaml"), red_flag_examples=optional("red_flag_examples.yaml"),
         )
 
     def find_by_canonical(self, canonical: str) -> Department | None:

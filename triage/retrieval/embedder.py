@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -86,10 +87,21 @@ def cached_passages(embedder: Embedder, texts: list[str], cache_dir: Path | None
     The cache is keyed per passage, so a staff edit that adds one alias costs one
     embedding, not the whole index: a published version is live within seconds.
     """
+    return _cached(embedder.embed_passages, embedder.name, texts, cache_dir, "passages")
+
+
+def cached_queries(embedder: Embedder, texts: list[str], cache_dir: Path | None) -> np.ndarray:
+    """Embed texts the way a patient's message is embedded (e5's "query:" side), cached
+    like passages: for comparing messages with messages."""
+    return _cached(embedder.embed_queries, embedder.name, texts, cache_dir, "queries")
+
+
+def _cached(embed: Callable[[list[str]], np.ndarray], name: str, texts: list[str], cache_dir: Path | None,
+            kind: str) -> np.ndarray:  # fmt: skip
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    keys = [hashlib.sha256(f"{embedder.name}\x1f{t}".encode()).hexdigest()[:24] for t in texts]
-    path = Path(cache_dir) / f"passages-{_slug(embedder.name)}.npz" if cache_dir else None
+    keys = [hashlib.sha256(f"{name}\x1f{t}".encode()).hexdigest()[:24] for t in texts]
+    path = Path(cache_dir) / f"{kind}-{_slug(name)}.npz" if cache_dir else None
     known: dict[str, np.ndarray] = {}
     if path and path.exists():
         try:
@@ -99,9 +111,9 @@ def cached_passages(embedder: Embedder, texts: list[str], cache_dir: Path | None
             known = {}
     missing = [i for i, k in enumerate(keys) if k not in known]
     if missing:
-        fresh = embedder.embed_passages([texts[i] for i in missing])
+        fresh = embed([texts[i] for i in missing])
         known.update({keys[i]: vec for i, vec in zip(missing, fresh, strict=True)})
-        if len(known) > 2 * len(keys) + 1000:  # old versions' passages: keep the cache bounded
+        if len(known) > 2 * len(keys) + 1000:  # old versions' texts: keep the cache bounded
             known = {k: known[k] for k in keys}
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)

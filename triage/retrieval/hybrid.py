@@ -66,6 +66,7 @@ class Retriever:
         self._entry_dept_idx = np.array([self._dept_index[i] for i in self._entry_dept])
         self._entry_vectors = cached_passages(embedder, texts, cache_dir) if embedder else None
         self._last_similarities: tuple[str, np.ndarray] | None = None
+        self._last_query: tuple[str, np.ndarray] | None = None
 
     def _department_tokens(self, dept) -> list[str]:
         tokens: list[str] = []
@@ -94,10 +95,21 @@ class Retriever:
         last = self._last_similarities  # one tuple, replaced whole: safe to share between threads
         if last is not None and last[0] == key:
             return last[1]
-        assert self.embedder is not None and self._entry_vectors is not None
-        sims = self._entry_vectors @ self.embedder.embed_queries([key])[0]
+        assert self._entry_vectors is not None
+        sims = self._entry_vectors @ self.query_vector(key)
         self._last_similarities = (key, sims)
         return sims
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """The embedding of a patient's text; the red-flag net and retrieval read the same
+        opening of a message, so it is embedded once."""
+        last = self._last_query
+        if last is not None and last[0] == text:
+            return last[1]
+        assert self.embedder is not None
+        vector = self.embedder.embed_queries([text])[0]
+        self._last_query = (text, vector)
+        return vector
 
     def related_entries(self, text: str, limit: int = 60) -> dict[tuple[str, str], float]:
         """The entries nearest to the complaint in meaning: {(dept_id, term): cosine}. Used

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from triage.knowledge.loader import KnowledgeBase
 from triage.redflags import RedFlagRules
+from triage.similar_flags import example_problems
 from triage.store.consultations import AuditLog
 from triage.store.db import KbDepartment, KbDocument, KbEntry, KbVersion
 from triage.urgency import UrgencyRules
@@ -29,6 +30,7 @@ DOCUMENTS = {  # name in the database → file in knowledge/
     "urgency": "urgency.yaml",
     "red_flags": "red_flags.yaml",
     "questions": "questions.yaml",
+    "red_flag_examples": "red_flag_examples.yaml",
 }
 DEPARTMENT_FIELDS = ("name", "canonical", "parent", "summary", "audience", "not_for", "location", "hours",
                      "booking_page")  # fmt: skip
@@ -43,7 +45,8 @@ class InvalidKnowledge(ValueError):
 def to_knowledge_base(content: dict[str, Any], version: str | None = None) -> KnowledgeBase:
     return KnowledgeBase.from_dicts(content["departments"], content["canonical"], content.get("red_flags"),
                                     content.get("synonyms"), content.get("urgency"), version=version,
-                                    questions=content.get("questions"))  # fmt: skip
+                                    questions=content.get("questions"),
+                                    red_flag_examples=content.get("red_flag_examples"))  # fmt: skip
 
 
 def validate(content: dict[str, Any]) -> list[str]:
@@ -57,6 +60,7 @@ def validate(content: dict[str, Any]) -> list[str]:
         RedFlagRules.from_dict(content.get("red_flags") or {})
     except Exception as exc:  # a regex that does not compile, a missing reply template ...
         problems.append(f"红旗规则不合法：{_short(exc)}")
+    problems += [f"红旗示例不合法：{p}" for p in example_problems(content.get("red_flag_examples"))]
     try:
         UrgencyRules.from_dict(content.get("urgency"))
     except Exception as exc:
@@ -273,10 +277,22 @@ def diff_contents(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             for key in ("kind", "weight", "urgency"):
                 if o.get(key) != n.get(key):
                     lines.append(f"~ {name}：「{term}」{key} {o.get(key)!r} → {n.get(key)!r}")
-    for doc in DOCUMENTS:
+    if old:
+        lines += _example_changes(old.get("red_flag_examples") or [], new.get("red_flag_examples") or [])
+    for doc in DOCUMENTS.keys() - {"red_flag_examples"}:
         if old.get(doc) != new.get(doc) and old:
             lines.append(f"~ 文档 {doc} 已修改")
     return sorted(lines, key=lambda line: line[2:])
+
+
+def _example_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    before = {e.get("text"): e for e in old}
+    after = {e.get("text"): e for e in new}
+    lines = [f"+ 红旗示例「{t}」（{after[t].get('expect') or '非急症'}）" for t in after.keys() - before.keys()]
+    lines += [f"- 红旗示例「{t}」" for t in before.keys() - after.keys()]
+    lines += [f"~ 红旗示例「{t}」类别 {before[t].get('expect')!r} → {after[t].get('expect')!r}"
+              for t in before.keys() & after.keys() if before[t].get("expect") != after[t].get("expect")]  # fmt: skip
+    return lines
 
 
 def _department_row(d: dict[str, Any]) -> KbDepartment:

@@ -125,7 +125,41 @@ def redflags():
         sample, age = request.form.get("sample", "")[:500], _number(request.form.get("age"))
         hit = RedFlagRules.from_dict(draft["red_flags"]).check(sample, age_years=age)
         tested = {"sample": sample, "age": request.form.get("age", ""), "hit": hit}
-    return render_template("editor/redflags.html", rules=text, tested=tested)
+    examples = draft.get("red_flag_examples") or []
+    return render_template("editor/redflags.html", rules=text, tested=tested, examples=examples[-10:][::-1],
+                           example_count=len(examples), categories=_categories(draft["red_flags"]))  # fmt: skip
+
+
+@bp.route("/redflags/examples", methods=["POST"])
+@login_required("edit")
+def add_red_flag_example():
+    """A phrasing the rules missed (or wrongly caught) becomes an example for the similar-case
+    net: staff teach it without writing a pattern."""
+    repo = runtime.knowledge
+    draft = repo.draft()
+    text = request.form.get("text", "").strip()[:500]
+    expect = request.form.get("expect") or None
+    examples = list(draft.get("red_flag_examples") or [])
+    if not text or (expect is not None and expect not in _categories(draft["red_flags"])):
+        flash("请填写患者原话并选择类别", "error")
+    elif any(e.get("text") == text for e in examples):
+        flash("已有相同的示例", "error")
+    else:
+        example: dict[str, Any] = {"text": text, "expect": expect}
+        if (age := _number(request.form.get("age"))) is not None:
+            example["age"] = age
+        repo.save_document("red_flag_examples", [*examples, example], g.staff.username)
+        flash("示例已保存到草稿，发布后生效", "ok")
+    return redirect(url_for("editor.redflags") + "#examples")
+
+
+def _categories(rules: dict[str, Any]) -> dict[str, str]:
+    """Red-flag categories of the rules, each with the name of its first rule."""
+    found: dict[str, str] = {}
+    for rule in (rules or {}).get("rules") or []:
+        category = str(rule.get("category") or rule.get("id"))
+        found.setdefault(category, str(rule.get("name") or category))
+    return found
 
 
 DOCUMENT_TITLES = {"questions": "追问话术", "urgency": "紧急程度规则", "synonyms": "同义词（口语→词条）"}

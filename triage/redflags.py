@@ -81,7 +81,8 @@ _FIXED_NEGATIVE_WORDS = re.compile(
 # ("是不是心梗", "会不会中风" ask, they do not deny).
 _NOT_NEGATIONS = re.compile(
     "不小心|不知道|不知|不一会|不久|不注意|没注意|没看住|没留神|不留神|没多久|没过多久|没一会|没几|不到|"
-    "没想到|不料|没见过|没吃过|没用过|没打过|是不是|是否|会不会|能不能|要不要|该不该|用不用|可不可以|行不行|好不好|对不对|不得不"
+    "没想到|不料|没见过|没吃过|没用过|没打过|是不是|是否|会不会|能不能|要不要|该不该|用不用|可不可以|行不行|好不好|对不对|不得不|"
+    "尿不湿"
 )
 # A negation reaches over a short list ("没有胸痛、出汗和呼吸困难") unless something breaks it.
 _LIST_JOINERS = re.compile("[、和及与或跟]|以及|或者")
@@ -500,3 +501,22 @@ def _topics(canon: str) -> list[str]:
 def _strip_non_negations(text: str) -> str:
     """Remove the phrases that look like a negation but deny nothing."""
     return _NOT_NEGATIONS.sub("", _FIXED_NEGATIVE_WORDS.sub("", text))
+
+
+_LOOKS_NEGATIVE = re.compile(f"{_FIXED_NEGATIVE_WORDS.pattern}|{_NOT_NEGATIONS.pattern}")
+_DENIAL = re.compile("(?:没有|没|不|无|否认|未|并无)[^，,。；;！!？?、\\s\x00不没无未]{0,4}")
+_KEPT = re.compile("\x00(\\d+)\x01")
+
+
+def affirmed_only(text: str) -> str:
+    """The text without what it denies ("不头晕不乏力", "没发烧"), for a reader that cannot tell
+    a denial from a statement (the similar-case net's embeddings). Phrases that only look
+    negative are kept: 喘不上气 and 止不住 are the symptoms themselves, 不小心 denies nothing."""
+    kept: list[str] = []
+
+    def keep(m: re.Match[str]) -> str:
+        kept.append(m.group(0))
+        return f"\x00{len(kept) - 1}\x01"
+
+    stripped = _DENIAL.sub("", _LOOKS_NEGATIVE.sub(keep, text))
+    return _KEPT.sub(lambda m: kept[int(m.group(1))], stripped)

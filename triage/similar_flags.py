@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from triage.redflags import RedFlagHit, RedFlagRules
+from triage.redflags import RedFlagHit, RedFlagRules, affirmed_only
 from triage.retrieval.embedder import Embedder, cached_queries
 from triage.retrieval.hybrid import DENSE_QUERY_CHARS as WINDOW_CHARS  # the same opening retrieval embeds
 
@@ -85,7 +85,8 @@ class SimilarCases:
         return len(self._examples)
 
     def check(self, text: str, age_years: float | None = None, sex: str | None = None) -> RedFlagHit | None:
-        text = text.strip()
+        # Embeddings cannot tell "不头晕" from "头晕": the net reads only what the patient affirms.
+        text = affirmed_only(text).strip("，, ")
         if not text or not len(self._emergencies) or not len(self._near_miss_vectors):
             return None
         # Both ends of a long message are read: the complaint opens it, a later turn ends it.

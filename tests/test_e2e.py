@@ -151,6 +151,21 @@ def _editor_session(stack, username: str, password: str) -> tuple[requests.Sessi
     return client, re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
+def _workers_serve(stack, version: str, timeout: float = 60) -> bool:
+    """Every worker process announces the version it serves; a publish is picked up by their
+    watchers, with no message needed to trigger it."""
+    import json
+
+    client = redis.Redis.from_url(stack.settings.redis_url)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        served = [json.loads(v)["kb_version"] for v in client.mget(list(client.scan_iter("triage:worker:*"))) if v]
+        if served and all(v == version for v in served):
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def test_a_published_edit_changes_the_answer_and_rollback_restores_it(stack, crypto, openid):
     from triage.services import open_database
     from triage.store.users import UserStore
@@ -169,6 +184,7 @@ def test_a_published_edit_changes_the_answer_and_rollback_restores_it(stack, cry
     chief, chief_token = _editor_session(stack, "e2e-chief", "chief-password-1")
     published = chief.post(f"{stack.web_url}/editor/publish", data={"csrf_token": chief_token}).text
     number = int(re.search(r"已发布 v(\d+)", published).group(1))
+    assert _workers_serve(stack, f"v{number}"), "the workers did not rebuild before any message came"
     assert department_for(stack, crypto, openid, complaint) == "眼科"  # the worker reloaded, no restart
     assert requests.get(f"{stack.web_url}/readyz", timeout=5).json()["checks"]["knowledge_base"] == f"v{number}"
 

@@ -88,3 +88,23 @@ def test_staff_accounts_lockout_and_audit(database_url):
     events = [e["action"] for e in users.audit.recent()]
     assert "user.locked" in events and "user.login" in events
     engine.dispose()
+
+
+def test_an_upgrade_adopts_a_new_kind_of_document(repo):
+    """A database from before the red-flag examples existed gets them from the shipped seed:
+    published at once when nothing else was pending, left in the draft for a reviewer otherwise."""
+    from triage.store.db import KbDocument
+
+    repo.import_seed(SEED)
+    with repo.sessions.begin() as db:  # as an older release left it
+        db.delete(db.get(KbDocument, "red_flag_examples"))
+    assert repo.publish("reviewer", "旧版本") == 2 and not repo.active_content().get("red_flag_examples")
+
+    repo.add_entry("dermatology", {"term": "手背起疹", "kind": "symptom"}, actor="nurse")  # an unpublished edit
+    assert repo.adopt_new_documents(SEED) is None and repo.active_number() == 2  # the reviewer publishes both
+    assert repo.draft()["red_flag_examples"] and "~ 红旗示例：新增" in "\n".join(repo.diff())
+    repo.restore_draft(2, actor="reviewer")
+
+    assert repo.adopt_new_documents(SEED) == 3
+    assert len(repo.active_content()["red_flag_examples"]) > 1000
+    assert repo.adopt_new_documents(SEED) is None  # once only

@@ -108,10 +108,13 @@ def load_knowledge(settings: Settings, repo: KnowledgeRepo | None) -> KnowledgeB
 
 
 def prepare_database(settings: Settings) -> KnowledgeRepo:
-    """First start: migrate, and load the shipped knowledge base as version 1."""
+    """First start: migrate, and load the shipped knowledge base as version 1; after an
+    upgrade, adopt the kinds of document the new release ships."""
     repo = KnowledgeRepo(open_database(settings))
     if repo.is_empty():
         repo.import_seed(settings.knowledge_dir)
+    else:
+        repo.adopt_new_documents(settings.knowledge_dir)
     return repo
 
 

@@ -107,6 +107,25 @@ class KnowledgeRepo:
         self.audit.record(actor, "kb.import", str(directory), departments=len(departments))
         return self.publish(actor, "导入随附知识库")
 
+    def adopt_new_documents(self, directory: Path, actor: str = "system") -> int | None:
+        """After a software upgrade that brings a new kind of document (such as the red-flag
+        examples), take it from the shipped seed into the draft; publish it as a new version
+        when the draft held no unpublished edits (else a reviewer publishes it with them).
+        Returns the new version number, if one was published."""
+        directory = Path(directory)
+        draft = self.draft()
+        new = {name: yaml.safe_load((directory / file).read_text("utf-8")) for name, file in DOCUMENTS.items()
+               if draft.get(name) is None and (directory / file).exists()}  # fmt: skip
+        if not new or self.is_empty():
+            return None
+        active = self.active_content() or {}
+        unchanged = digest({**active, **dict.fromkeys(new)}) == digest({**draft, **dict.fromkeys(new)})
+        for name, body in new.items():
+            self.save_document(name, body, actor)
+        if not unchanged:
+            return None
+        return self.publish(actor, f"随软件升级导入新文档：{'、'.join(new)}")
+
     def export(self, directory: Path, number: int | None = None) -> Path:
         """Write a version (the active one by default) as the YAML the seed uses."""
         content = self.version_content(number) if number else self.active_content()
@@ -288,8 +307,11 @@ def diff_contents(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def _example_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
     before = {e.get("text"): e for e in old}
     after = {e.get("text"): e for e in new}
-    lines = [f"+ 红旗示例「{t}」（{after[t].get('expect') or '非急症'}）" for t in after.keys() - before.keys()]
-    lines += [f"- 红旗示例「{t}」" for t in before.keys() - after.keys()]
+    added, removed = after.keys() - before.keys(), before.keys() - after.keys()
+    if len(added) + len(removed) > 50:  # a whole set adopted or replaced: counted, not listed
+        return [f"~ 红旗示例：新增 {len(added)} 条，删除 {len(removed)} 条"]
+    lines = [f"+ 红旗示例「{t}」（{after[t].get('expect') or '非急症'}）" for t in added]
+    lines += [f"- 红旗示例「{t}」" for t in removed]
     lines += [f"~ 红旗示例「{t}」类别 {before[t].get('expect')!r} → {after[t].get('expect')!r}"
               for t in before.keys() & after.keys() if before[t].get("expect") != after[t].get("expect")]  # fmt: skip
     return lines

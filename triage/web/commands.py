@@ -21,6 +21,11 @@ def db_upgrade() -> None:
     """Migrate the database to the newest schema."""
     runtime.db  # noqa: B018 - opening it migrates
     click.echo("数据库已是最新结构")
+    assert runtime.settings is not None
+    if not runtime.knowledge.is_empty():
+        number = runtime.knowledge.adopt_new_documents(runtime.settings.knowledge_dir, actor="cli")
+        if number is not None:
+            click.echo(f"已导入新版本随附的文档并发布 v{number}")
 
 
 @kb_cli.command("import")

@@ -45,7 +45,6 @@ class Runtime:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()  # one engine build at a time
-        self._watcher: threading.Thread | None = None
         self.settings: Settings | None = None
         self.redis_url: str | None = None
         self.model: LanguageModel | None = None
@@ -137,8 +136,7 @@ class Runtime:
                 except Exception as exc:  # Redis restarting, a broken version: keep serving, try again
                     log.warning("knowledge-base watch: %s", type(exc).__name__)
 
-        self._watcher = threading.Thread(target=watch, name="kb-reload", daemon=True)
-        self._watcher.start()
+        threading.Thread(target=watch, name="kb-reload", daemon=True).start()
 
     def reload_if_published(self) -> None:
         """Swap in the live knowledge-base version if another one was published."""

@@ -34,8 +34,6 @@ INFANT_YEARS = 0.25
 class _Example:
     text: str
     category: str | None  # None: a near-miss
-    age: float | None
-    sex: str | None
 
 
 def example_problems(raw: Any) -> list[str]:
@@ -72,7 +70,7 @@ class SimilarCases:
         for rule in rules.rules:
             self._replies.setdefault(rule.category, (rule.name, rule.reply))
         self._examples = [
-            _Example(str(e["text"]), e.get("expect"), e.get("age"), e.get("sex"))
+            _Example(str(e["text"]), e.get("expect"))
             for e in examples
             if e.get("expect") is None or e.get("expect") in self._replies
         ]

@@ -263,21 +263,15 @@ class RedFlagRules:
         self._hypothetical = _alternation(hypothetical or [], classes or {})
         self._characters = characters or {}
         self._spellings = spellings or []
-        general = general_questions or {}
-        self._asks = _alternation(list(general.get("asks") or []), classes or {})
-        self._about_someone = _alternation(list(general.get("about_someone") or []), classes or {})
-        self._story = _alternation(list(general.get("story") or []), classes or {})
-        self._lesson = _alternation(list(general.get("lesson") or []), classes or {})
-        self._patient_now = _alternation(list(general.get("patient_now") or []), classes or {})
-        scope = past_scope or {}
-        self._present = _alternation(list(scope.get("present") or []), classes or {})
-        self._recovered = _alternation(list(scope.get("recovered") or []), classes or {})
-        self._onset = _alternation(list(scope.get("onset") or []), classes or {})
-        self._told = _alternation(list(scope.get("told") or []), classes or {})
-        self._ongoing = _alternation(list(scope.get("ongoing") or []), classes or {})
-        pets = animals or {}
-        self._animal = _alternation(list(pets.get("patient") or []), classes or {})
-        self._human = _alternation(list(pets.get("human") or []), classes or {})
+
+        def section(group: dict[str, Any] | None, key: str) -> re.Pattern[str] | None:
+            return _alternation(list((group or {}).get(key) or []), classes or {})
+
+        self._asks, self._about_someone, self._story, self._lesson, self._patient_now = (
+            section(general_questions, key) for key in ("asks", "about_someone", "story", "lesson", "patient_now"))
+        self._present, self._recovered, self._onset, self._told, self._ongoing = (
+            section(past_scope, key) for key in ("present", "recovered", "onset", "told", "ongoing"))
+        self._animal, self._human = section(animals, "patient"), section(animals, "human")
 
     @classmethod
     def load(cls, path: str | Path) -> RedFlagRules:
